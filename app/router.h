@@ -33,7 +33,35 @@ size_t hy_methods_format(unsigned mask, char *buf, size_t bufsize);
  *     {name:int}     /users/{id:int}      ASCII digits only, value fits int64_t; otherwise the segment does not match
  * A template starts with '/', has no empty segment except that "/" alone is the root, and names each parameter once.
  * A trailing slash is significant: "/a/" is a different template from "/a" (a template may not end in '/' except "/").
+ * A parameter is a whole segment ("/a{b}" is an error); a name is [A-Za-z_][A-Za-z0-9_]*; the only type is "int".
+ * Literal segments are percent-decoded like request segments, so "/caf%C3%A9" and "/caf" + raw bytes C3 A9 are one template and
+ * "%7B" writes a literal '{'. A template may not contain '?', '#', spaces, control characters, a raw '{' or '}' outside
+ * a parameter, a malformed escape or "%00", nor a segment that is "." or ".." (requests are normalised, see below, so
+ * such a segment could never match). At most HY_MAX_PARAMS parameters and HY_ROUTER_MAX_SEGMENTS segments.
+ *
+ * Precedence: at each segment a literal child is tried first, then a `{x:int}` child, then a `{x}` child; when a
+ * deeper segment fails the next alternative is tried (backtracking), so "/a/{x}/c" and "/a/b/d" both serve "/a/b/c".
+ * Among the templates that match a path, the first in that order that allows the method wins; `allowed` is the union
+ * over all of them. "/u/{id}" and "/u/{id:int}" are different templates and may both exist (the int one is tried
+ * first). Two routes on one template must have disjoint methods. A route that allows GET also answers HEAD; a route
+ * declaring HEAD explicitly on the same template wins over that implied HEAD.
+ *
+ * Request path normalisation (RFC 3986 sections 6.2.2 and 5.2.4), done on the whole path before matching:
+ *   - the path must start with '/'; a raw NUL byte, a malformed escape ("%G1", a truncated "%4") or one that decodes
+ *     to NUL ("%00") anywhere in the path gives HY_MATCH_BAD_REQUEST, even when no template could match;
+ *   - each segment is percent-decoded on its own: "%2F" is a '/' inside the segment, never a separator;
+ *   - a segment that is exactly "." or ".." after decoding is a dot segment ("%2E", ".%2e" and "%2E%2E" count: '.' is
+ *     unreserved, so its escape is equivalent to it): "." is dropped and ".." drops the previous segment (".." at the
+ *     root stays at the root). As in RFC 3986, a path ending in a dot segment ends in a slash ("/a/b/.." is "/a/").
+ *     Segments that merely contain dots ("...", "..a", "a..") are ordinary segments;
+ *   - repeated slashes collapse: "//a///b" is "/a/b" and "//" is "/"; a final empty segment is a trailing slash;
+ *   - a trailing slash is kept and is significant; since no template but "/" ends in '/', "/a/" matches nothing (404).
+ * So a parameter value is never empty, "." or "..", but it may contain '/' (from "%2F") and "..": a handler that builds
+ * a file name from one must check it. Paths of any length are handled in linear time without recursion on the path;
+ * one with more segments (after normalisation) than the deepest template simply does not match.
  */
+
+#define HY_ROUTER_MAX_SEGMENTS 128 /* most segments one route template may hold */
 
 typedef struct st_hy_router_t hy_router_t;
 
@@ -72,7 +100,9 @@ int hy_router_check_template(const char *template_, char *err, size_t errlen);
  * bytes, without the query string). Dot segments ("." and "..") are resolved, each segment is percent-decoded
  * ("%2F" inside a segment stays inside that segment), literal segments win over parameters when both could match.
  * Decoded parameter values are written into `buf` (`bufsize` bytes; the caller passes at least len + HY_MAX_PARAMS
- * bytes), which the params of `out` point into. Returns a hy_match_result_t. */
+ * bytes; len + 1 is enough, less gives HY_MATCH_BAD_REQUEST), which the params of `out` point into: they stay valid
+ * while buf does. `template_` and param names stay valid while the router lives. Never allocates; safe to call from
+ * many threads at once on one router. Returns a hy_match_result_t. */
 hy_match_result_t hy_router_match(const hy_router_t *router, unsigned method, const char *path, size_t len, char *buf,
                                   size_t bufsize, hy_match_t *out);
 

@@ -1,0 +1,169 @@
+/* main.c: the command line: `hydrant serve`, `hydrant check`, `hydrant version`. */
+#include <h2o/version.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include <yajl/yajl_version.h>
+#include "config.h"
+#include "server.h"
+
+/* Exit codes: 0 ok, 1 runtime failure, 2 config or usage error. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static const char *default_config = "conf/hydrant.yaml";
+
+/* ---- usage ------------------------------------------------------------------------------------------------------------ */
+
+static void usage_main(FILE *out)
+{
+    fputs("usage: hydrant <command> [options]\n"
+          "\n"
+          "An HTTP/2 application server on libh2o, configured by one YAML file.\n"
+          "\n"
+          "commands:\n"
+          "  serve [-c FILE]   serve the configuration (HTTP/1.1, h2c and TLS h2)\n"
+          "  check [-c FILE]   validate the configuration and print a summary\n"
+          "  version           print the version and the libraries' versions\n"
+          "\n"
+          "FILE defaults to $HYDRANT_CONFIG, else conf/hydrant.yaml.\n"
+          "Run `hydrant <command> --help` for a command's options.\n"
+          "Exit codes: 0 ok, 1 runtime failure, 2 configuration or usage error.\n",
+          out);
+}
+
+static void usage_command(const char *cmd, FILE *out)
+{
+    if (strcmp(cmd, "serve") == 0)
+        fputs("usage: hydrant serve [-c FILE]\n"
+              "\n"
+              "Loads and validates FILE, opens its listeners and serves until SIGTERM or SIGINT, then drains\n"
+              "gracefully (up to server.timeouts.shutdown) and exits 0.\n"
+              "\n"
+              "  -c, --config FILE   configuration file (default: $HYDRANT_CONFIG, else conf/hydrant.yaml)\n"
+              "  -h, --help          show this help\n"
+              "\n"
+              "Environment overrides (win over the file): SERVER_PORT, SERVER_READ_TIMEOUT, SERVER_WRITE_TIMEOUT,\n"
+              "SERVER_IDLE_TIMEOUT. Exit codes: 0 after a clean shutdown, 1 when a listener cannot be opened,\n"
+              "2 when the configuration is invalid.\n",
+              out);
+    else if (strcmp(cmd, "check") == 0)
+        fputs("usage: hydrant check [-c FILE]\n"
+              "\n"
+              "Validates FILE (with the environment applied, as `serve` would) and prints a normalized summary:\n"
+              "listeners, threads, timeouts, limits and routes with their handlers. Every error is reported as\n"
+              "FILE:LINE:COL: key.path: message. Exit 0 when valid, 2 with errors.\n"
+              "\n"
+              "  -c, --config FILE   configuration file (default: $HYDRANT_CONFIG, else conf/hydrant.yaml)\n"
+              "  -h, --help          show this help\n",
+              out);
+    else
+        fputs("usage: hydrant version\n\nPrints hydrant's version and the versions of libh2o, OpenSSL, libyaml and yajl.\n", out);
+}
+
+/* ---- commands --------------------------------------------------------------------------------------------------------- */
+
+/* Parses `[-c FILE] [-h]` after the command name. Returns 0 with *path set, 1 when help was printed, -1 on a usage
+ * error (already reported). */
+static int parse_config_option(const char *cmd, int argc, char **argv, const char **path)
+{
+    const char *env = getenv("HYDRANT_CONFIG");
+    *path = env != NULL && env[0] != '\0' ? env : default_config;
+    for (int i = 0; i < argc; ++i) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage_command(cmd, stdout);
+            return 1;
+        } else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "hydrant %s: option %s needs a file name\n", cmd, argv[i]);
+                return -1;
+            }
+            *path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            *path = argv[i] + 9;
+        } else {
+            fprintf(stderr, "hydrant %s: unknown argument \"%s\" (see `hydrant %s --help`)\n", cmd, argv[i], cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static hy_config_t *load(const char *path)
+{
+    hy_diags_t diags = {0};
+    hy_config_t *config = hy_config_load(path, &diags);
+    if (config == NULL) {
+        hy_diags_print(&diags, stderr);
+        fprintf(stderr, "hydrant: %zu error%s in %s\n", diags.count, diags.count == 1 ? "" : "s", path);
+    }
+    hy_diags_clear(&diags);
+    return config;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *path;
+    int r = parse_config_option("check", argc, argv, &path);
+    if (r != 0)
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
+    hy_config_t *config = load(path);
+    if (config == NULL)
+        return EXIT_USAGE;
+    printf("%s: ok\n", path);
+    hy_config_print_summary(config, stdout);
+    hy_config_free(config);
+    return EXIT_OK;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path;
+    int r = parse_config_option("serve", argc, argv, &path);
+    if (r != 0)
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
+    hy_config_t *config = load(path);
+    if (config == NULL)
+        return EXIT_USAGE;
+    int ret = hy_server_run(config) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    hy_config_free(config);
+    return ret;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    for (int i = 0; i < argc; ++i) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage_command("version", stdout);
+            return EXIT_OK;
+        }
+        fprintf(stderr, "hydrant version: unknown argument \"%s\"\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    printf("hydrant %s (libh2o %s, %s, libyaml %s, yajl %d.%d.%d)\n", HY_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION),
+           yaml_get_version_string(), YAJL_MAJOR, YAJL_MINOR, YAJL_MICRO);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version(argc - 2, argv + 2);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        usage_main(stdout);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "hydrant: unknown command \"%s\"\n\n", cmd);
+    usage_main(stderr);
+    return EXIT_USAGE;
+}

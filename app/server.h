@@ -1,0 +1,22 @@
+/* server.h: the server's lifecycle: listeners, TLS, one libh2o event loop per thread, routing, graceful shutdown. */
+#ifndef HY_SERVER_H
+#define HY_SERVER_H
+
+#include <h2o.h>
+#include "config.h"
+
+typedef struct st_hy_thread_t hy_thread_t;
+
+/* Opens the listeners of `config` (exit code 1 with a message naming the address when one cannot be bound), starts
+ * config->threads event-loop threads and serves until SIGTERM or SIGINT, then drains: closes the listeners, sends
+ * HTTP/2 GOAWAY, waits up to timeouts.shutdown for requests in flight, and returns 0. Returns 1 on a runtime failure
+ * at start-up. The config stays owned by the caller and must outlive the call. */
+int hy_server_run(const hy_config_t *config);
+
+/* The event-loop thread that serves `req`. Valid for the request's lifetime. */
+hy_thread_t *hy_thread_of(h2o_req_t *req);
+
+/* Index of a thread, 0 .. threads-1. */
+size_t hy_thread_index(const hy_thread_t *thread);
+
+#endif
