@@ -1,0 +1,1119 @@
+/* db.c: one asynchronous PostgreSQL pool shared by every event-loop thread.
+ *
+ * How it works
+ * - A connection is "held" by one thread at a time: its libpq socket is registered on that thread's loop (h2o socket with
+ *   H2O_SOCKET_FLAG_DONT_READ, so libpq does the reading) and only that thread touches its PGconn. A thread sends its
+ *   queries to the connections it holds, in libpq pipeline mode, one Sync per statement so errors stay per statement.
+ * - The process-wide part (under one mutex, taken only to acquire or release a connection, never per query) counts open
+ *   connections against max_open, keeps detached idle connections, and keeps a FIFO of threads waiting for one.
+ * - A thread that needs a connection takes a detached idle one, or opens a new one when under max_open, or queues in the
+ *   FIFO and nudges the other threads; a thread whose connection drains while others wait hands it to the first waiter
+ *   (exports the socket from its loop and messages the waiter, which registers it on its own loop). So a thread can use
+ *   connections another opened and no thread starves while another holds idle connections.
+ * - Query objects are malloc'ed, never in req->pool: a request that goes away only marks its query abandoned; the
+ *   answer is read and dropped, and the connection stays healthy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "db.h"
+
+#define TICK_MS 50              /* housekeeping period of each thread */
+#define BACKOFF_MIN_MS 100      /* first reconnect delay after a failure */
+#define BACKOFF_MAX_MS 5000     /* reconnect delay cap */
+
+/* ---- types ------------------------------------------------------------------------------------------------------------ */
+
+typedef enum en_conn_state_t {
+    CONN_CONNECTING, /* PQconnectPoll in progress */
+    CONN_PREPARING,  /* statements being prepared */
+    CONN_READY       /* accepts queries */
+} conn_state_t;
+
+typedef enum en_query_phase_t {
+    PHASE_RESULT, /* waiting for the statement's result */
+    PHASE_END,    /* got it; waiting for the NULL that ends it */
+    PHASE_SYNC    /* waiting for the PGRES_PIPELINE_SYNC */
+} query_phase_t;
+
+typedef struct st_conn_t conn_t;
+
+struct st_hy_db_query_t {
+    const hy_db_stmt_t *stmt;   /* NULL for an internal PREPARE */
+    const char *prepare_name;   /* for an internal PREPARE: the statement to prepare */
+    const char *prepare_sql;    /* ... and its SQL */
+    char **values;              /* copies of the parameters (one malloc with the strings) */
+    int nvalues;                /* number of values */
+    hy_db_cb cb;                /* NULL once abandoned */
+    void *data;                 /* the callback's argument */
+    int attempts;               /* sends so far */
+    int sent;                   /* 1 once written to a connection (outcome unknown if it dies) */
+    query_phase_t phase;        /* where its answer stands */
+    PGresult *res;              /* the statement's result, once read */
+    struct st_req_link_t *req_link; /* when submitted for a request: the slot in req->pool that points back here */
+    hy_db_local_t *local;       /* submitting thread */
+    h2o_linklist_t link;        /* in local->pending or conn->inflight */
+    h2o_timeout_entry_t acquire_timer; /* while pending: fires after acquire_timeout */
+};
+
+struct st_conn_t {
+    PGconn *pg;                 /* the libpq connection */
+    h2o_socket_t *sock;         /* its socket on the holder's loop (NULL while detached) */
+    int fd;                     /* the fd sock was made from */
+    hy_db_pool_t *pool;         /* owner pool */
+    hy_db_local_t *holder;      /* thread holding it, NULL while detached in the idle list */
+    conn_state_t state;         /* see above */
+    int handoff;                /* take no more queries: give it away when drained */
+    int waiting_write;          /* notify_write pending */
+    uint64_t created_at;        /* monotonic ms */
+    uint64_t idle_since;        /* monotonic ms of the last time it drained */
+    uint64_t connect_deadline;  /* while connecting */
+    h2o_linklist_t inflight;    /* hy_db_query_t sent and unanswered, in order */
+    size_t ninflight;           /* length of inflight (internal PREPAREs included) */
+    h2o_linklist_t link;        /* in holder->conns or pool->idle */
+};
+
+struct st_hy_db_local_t {
+    hy_db_pool_t *pool;         /* the pool */
+    size_t index;               /* thread index */
+    h2o_loop_t *loop;           /* this thread's loop */
+    h2o_linklist_t conns;       /* conn_t held by this thread */
+    h2o_linklist_t pending;     /* hy_db_query_t waiting for a connection, oldest first */
+    size_t npending;            /* length of pending */
+    int in_waitlist;            /* queued in pool->waiters (under pool->lock) */
+    h2o_multithread_receiver_t receiver; /* handoffs and nudges from other threads */
+    h2o_timeout_t acquire_timeout;       /* acquire_timeout_ms */
+    h2o_timeout_t tick_timeout;          /* TICK_MS */
+    h2o_timeout_entry_t tick;            /* housekeeping */
+    h2o_timeout_t zero_timeout;          /* for callbacks that must not run inside hy_db_submit */
+    h2o_linklist_t deferred;             /* hy_db_query_t completed early (overload), delivered on the next turn */
+    h2o_timeout_entry_t deferred_entry;  /* runs on_deferred */
+    h2o_timeout_entry_t dispatch_entry;  /* runs on_dispatch: sends what hy_db_submit queued this turn */
+    int detached;                        /* shutting down */
+};
+
+typedef struct st_message_t {
+    h2o_multithread_message_t super; /* first member */
+    conn_t *conn;                    /* handed over (NULL for a nudge) */
+} message_t;
+
+struct st_hy_db_pool_t {
+    hy_db_settings_t settings;        /* copy (keywords/values arrays referenced, owned by the caller) */
+    const hy_db_stmt_t *const *stmts; /* statements prepared on each connection */
+    size_t nstmts;                    /* number of statements */
+    char *statement_timeout_opt;      /* "-c statement_timeout=..." for the options keyword, or NULL */
+    const char **kw;                  /* keywords actually passed to libpq (settings + application_name + options) */
+    const char **vals;                /* their values */
+    pthread_mutex_t lock;             /* guards everything below */
+    size_t num_open;                  /* connections open or opening */
+    size_t num_busy;                  /* held connections carrying queries */
+    h2o_linklist_t idle;              /* detached idle conn_t, most recent last */
+    size_t num_idle;                  /* length of idle */
+    hy_db_local_t **waiters;          /* FIFO of threads waiting for a connection (ring of nthreads) */
+    size_t waiters_head, waiters_count; /* ring indexes */
+    hy_db_local_t **locals;           /* attached threads by index */
+    size_t nthreads;                  /* number of threads */
+    uint64_t next_attempt_at;         /* no new connection before this (backoff after failures) */
+    uint64_t backoff_ms;              /* current backoff */
+    _Atomic size_t num_ready;         /* established connections (for readiness) */
+    _Atomic size_t num_waiting_threads; /* waiters_count, readable without the lock */
+    _Atomic size_t num_pending;       /* queries waiting, all threads */
+    _Atomic uint64_t acquire_timeouts; /* counter */
+    _Atomic uint64_t connect_errors;  /* counter */
+};
+
+typedef struct st_req_link_t {
+    hy_db_query_t *query; /* NULL once answered */
+} req_link_t;
+
+/* ---- small helpers ---------------------------------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (p == NULL) {
+        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
+        abort();
+    }
+    return p;
+}
+
+static void log_conn_error(const char *what, PGconn *pg)
+{
+    const char *msg = pg != NULL ? PQerrorMessage(pg) : "out of memory";
+    size_t len = strlen(msg);
+    while (len != 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        --len;
+    fprintf(stderr, "hydrant: database: %s: %.*s\n", what, (int)len, msg);
+}
+
+static void query_free(hy_db_query_t *q)
+{
+    if (q->res != NULL)
+        PQclear(q->res);
+    free(q->values);
+    free(q);
+}
+
+/* Runs the query's callback (unless abandoned) and frees it. */
+static void query_complete(hy_db_query_t *q, hy_db_status_t status, const char *message)
+{
+    if (q->cb != NULL) {
+        hy_db_result_t r = {status, NULL, "", message != NULL ? message : ""};
+        if (q->res != NULL) {
+            r.res = q->res;
+            if (PQresultStatus(q->res) == PGRES_FATAL_ERROR) {
+                const char *s = PQresultErrorField(q->res, PG_DIAG_SQLSTATE);
+                r.status = HY_DB_QUERY_ERROR;
+                r.sqlstate = s != NULL ? s : "";
+                r.message = PQresultErrorMessage(q->res);
+            }
+        }
+        if (q->req_link != NULL)
+            q->req_link->query = NULL;
+        hy_db_cb cb = q->cb;
+        q->cb = NULL;
+        cb(q->data, &r);
+    }
+    query_free(q);
+}
+
+/* ---- the waiter FIFO (pool->lock held) -------------------------------------------------------------------------------- */
+
+static void waitlist_push(hy_db_pool_t *pool, hy_db_local_t *local)
+{
+    if (local->in_waitlist)
+        return;
+    local->in_waitlist = 1;
+    pool->waiters[(pool->waiters_head + pool->waiters_count++) % pool->nthreads] = local;
+    atomic_store(&pool->num_waiting_threads, pool->waiters_count);
+}
+
+static hy_db_local_t *waitlist_pop(hy_db_pool_t *pool)
+{
+    if (pool->waiters_count == 0)
+        return NULL;
+    hy_db_local_t *l = pool->waiters[pool->waiters_head];
+    pool->waiters_head = (pool->waiters_head + 1) % pool->nthreads;
+    --pool->waiters_count;
+    atomic_store(&pool->num_waiting_threads, pool->waiters_count);
+    l->in_waitlist = 0;
+    return l;
+}
+
+static void waitlist_remove(hy_db_pool_t *pool, hy_db_local_t *local)
+{
+    if (!local->in_waitlist)
+        return;
+    size_t n = pool->waiters_count, k = 0;
+    for (size_t i = 0; i != n; ++i) {
+        hy_db_local_t *l = pool->waiters[(pool->waiters_head + i) % pool->nthreads];
+        if (l != local)
+            pool->waiters[(pool->waiters_head + k++) % pool->nthreads] = l;
+    }
+    pool->waiters_count = k;
+    atomic_store(&pool->num_waiting_threads, k);
+    local->in_waitlist = 0;
+}
+
+/* ---- attaching sockets ------------------------------------------------------------------------------------------------ */
+
+static void on_conn_readable(h2o_socket_t *sock, const char *err);
+static void on_conn_writable(h2o_socket_t *sock, const char *err);
+
+static void conn_attach(conn_t *c, hy_db_local_t *local)
+{
+    c->holder = local;
+    c->fd = PQsocket(c->pg);
+    /* h2o gets its own descriptor for libpq's socket, so closing the h2o socket (on hand-off or close) unregisters it
+     * from this loop without touching libpq's */
+    int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd == -1) {
+        perror("hydrant: database: dup");
+        abort();
+    }
+    c->sock = h2o_evloop_socket_create(local->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    c->sock->data = c;
+    c->waiting_write = 0;
+    h2o_socket_read_start(c->sock, on_conn_readable);
+    h2o_linklist_insert(&local->conns, &c->link);
+}
+
+/* Unregisters the socket from the holder's loop (closing h2o's duplicate descriptor; libpq's stays open). */
+static void conn_detach_socket(conn_t *c)
+{
+    if (c->sock == NULL)
+        return;
+    h2o_socket_close(c->sock);
+    c->sock = NULL;
+    c->waiting_write = 0;
+}
+
+static void conn_detach(conn_t *c)
+{
+    conn_detach_socket(c);
+    if (h2o_linklist_is_linked(&c->link))
+        h2o_linklist_unlink(&c->link);
+    c->holder = NULL;
+}
+
+/* ---- closing ---------------------------------------------------------------------------------------------------------- */
+
+static void dispatch(hy_db_local_t *local);
+
+/* Closes a connection that carries nothing (pool->lock NOT held). */
+static void conn_close(conn_t *c)
+{
+    hy_db_pool_t *pool = c->pool;
+    int was_ready = c->state == CONN_READY;
+    conn_detach(c);
+    PQfinish(c->pg);
+    pthread_mutex_lock(&pool->lock);
+    --pool->num_open;
+    pthread_mutex_unlock(&pool->lock);
+    if (was_ready)
+        atomic_fetch_sub(&pool->num_ready, 1);
+    free(c);
+}
+
+/* The connection failed: requeue idempotent statements (once), fail the others, close it, and serve what waits. */
+static void conn_fail(conn_t *c, const char *what)
+{
+    hy_db_local_t *local = c->holder;
+    hy_db_pool_t *pool = c->pool;
+    log_conn_error(what, c->pg);
+    atomic_fetch_add(&pool->connect_errors, 1);
+    if (c->state != CONN_READY) {
+        pthread_mutex_lock(&pool->lock);
+        pool->backoff_ms = pool->backoff_ms == 0 ? BACKOFF_MIN_MS : pool->backoff_ms * 2;
+        if (pool->backoff_ms > BACKOFF_MAX_MS)
+            pool->backoff_ms = BACKOFF_MAX_MS;
+        pool->next_attempt_at = now_ms() + pool->backoff_ms;
+        pthread_mutex_unlock(&pool->lock);
+    }
+    if (c->ninflight != 0 && c->state == CONN_READY) {
+        pthread_mutex_lock(&pool->lock);
+        --pool->num_busy;
+        pthread_mutex_unlock(&pool->lock);
+    }
+    h2o_linklist_t retry;
+    h2o_linklist_init_anchor(&retry);
+    while (!h2o_linklist_is_empty(&c->inflight)) {
+        hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
+        h2o_linklist_unlink(&q->link);
+        if (q->stmt == NULL || q->cb == NULL) {
+            query_free(q);
+        } else if (q->stmt->idempotent && q->attempts < 2) {
+            h2o_linklist_insert(&retry, &q->link);
+        } else {
+            query_complete(q, q->sent ? HY_DB_UNKNOWN_OUTCOME : HY_DB_UNAVAILABLE, "connection lost");
+        }
+    }
+    c->ninflight = 0;
+    conn_close(c);
+    if (local != NULL && !local->detached) {
+        /* retried statements go first, in their original order */
+        while (!h2o_linklist_is_empty(&retry)) {
+            hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, retry.prev);
+            h2o_linklist_unlink(&q->link);
+            q->phase = PHASE_RESULT;
+            if (q->res != NULL) {
+                PQclear(q->res);
+                q->res = NULL;
+            }
+            h2o_linklist_insert(local->pending.next, &q->link);
+            ++local->npending;
+            atomic_fetch_add(&pool->num_pending, 1);
+            h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
+        }
+        dispatch(local);
+    } else {
+        while (!h2o_linklist_is_empty(&retry)) {
+            hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, retry.next);
+            h2o_linklist_unlink(&q->link);
+            query_complete(q, HY_DB_UNAVAILABLE, "shutting down");
+        }
+    }
+}
+
+/* ---- sending ---------------------------------------------------------------------------------------------------------- */
+
+/* Flushes libpq's output buffer; waits for writability when the socket is full. Returns 0 or -1 (connection failed). */
+static int conn_flush(conn_t *c)
+{
+    int r = PQflush(c->pg);
+    if (r < 0)
+        return -1;
+    if (r == 1 && !c->waiting_write) {
+        c->waiting_write = 1;
+        h2o_socket_notify_write(c->sock, on_conn_writable);
+    }
+    return 0;
+}
+
+static int conn_send(conn_t *c, hy_db_query_t *q)
+{
+    int ok;
+    if (q->stmt != NULL) {
+        ok = PQsendQueryPrepared(c->pg, q->stmt->name, q->nvalues, (const char *const *)q->values, NULL, NULL, 0);
+        q->sent = 1;
+        ++q->attempts;
+    } else {
+        ok = PQsendPrepare(c->pg, q->prepare_name, q->prepare_sql, 0, NULL);
+    }
+    if (!ok || !PQpipelineSync(c->pg))
+        return -1;
+    q->phase = PHASE_RESULT;
+    h2o_linklist_insert(&c->inflight, &q->link);
+    ++c->ninflight;
+    return 0;
+}
+
+/* ---- reading answers -------------------------------------------------------------------------------------------------- */
+
+static void conn_drained(conn_t *c);
+
+/* Reads every complete answer available. Returns 0, or -1 when the connection failed (and was closed). */
+static int conn_read(conn_t *c)
+{
+    if (!PQconsumeInput(c->pg)) {
+        conn_fail(c, "connection lost");
+        return -1;
+    }
+    while (!h2o_linklist_is_empty(&c->inflight) && !PQisBusy(c->pg)) {
+        hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
+        PGresult *res = PQgetResult(c->pg);
+        switch (q->phase) {
+        case PHASE_RESULT:
+            if (res == NULL) {
+                /* nothing for this statement yet */
+                goto Done;
+            }
+            if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+                /* a Sync without a result should not happen; fail the statement rather than misattribute answers */
+                PQclear(res);
+                h2o_linklist_unlink(&q->link);
+                --c->ninflight;
+                query_complete(q, HY_DB_UNAVAILABLE, "protocol error: missing result");
+                continue;
+            }
+            q->res = res;
+            q->phase = PHASE_END;
+            break;
+        case PHASE_END:
+            if (res != NULL) {
+                PQclear(res); /* extra results (none for a single statement) are dropped */
+                break;
+            }
+            q->phase = PHASE_SYNC;
+            break;
+        case PHASE_SYNC:
+            if (res == NULL)
+                goto Done;
+            if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+                PQclear(res);
+                break;
+            }
+            PQclear(res);
+            h2o_linklist_unlink(&q->link);
+            --c->ninflight;
+            if (q->stmt == NULL) {
+                int failed = q->res == NULL || PQresultStatus(q->res) != PGRES_COMMAND_OK;
+                if (failed) {
+                    fprintf(stderr, "hydrant: database: cannot prepare \"%s\": %s", q->prepare_name,
+                            q->res != NULL ? PQresultErrorMessage(q->res) : "no result\n");
+                    query_free(q);
+                    conn_fail(c, "prepare failed");
+                    return -1;
+                }
+                query_free(q);
+                if (c->ninflight == 0 && c->state == CONN_PREPARING) {
+                    c->state = CONN_READY;
+                    atomic_fetch_add(&c->pool->num_ready, 1);
+                    pthread_mutex_lock(&c->pool->lock);
+                    c->pool->backoff_ms = 0;
+                    c->pool->next_attempt_at = 0;
+                    pthread_mutex_unlock(&c->pool->lock);
+                }
+            } else {
+                query_complete(q, HY_DB_OK, NULL);
+            }
+            break;
+        }
+    }
+Done:
+    if (c->ninflight == 0)
+        conn_drained(c);
+    return 0;
+}
+
+static void on_conn_writable(h2o_socket_t *sock, const char *err)
+{
+    conn_t *c = sock->data;
+    c->waiting_write = 0;
+    if (err != NULL || conn_flush(c) != 0)
+        conn_fail(c, "write failed");
+}
+
+/* ---- connecting ------------------------------------------------------------------------------------------------------- */
+
+static void conn_connect_step(conn_t *c);
+
+static void on_connect_io(h2o_socket_t *sock, const char *err)
+{
+    conn_t *c = sock->data;
+    (void)err;
+    c->waiting_write = 0;
+    conn_connect_step(c);
+}
+
+/* Starts preparing every statement once the connection is up. */
+static int conn_start_prepare(conn_t *c)
+{
+    hy_db_pool_t *pool = c->pool;
+    if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1)
+        return -1;
+    c->state = CONN_PREPARING;
+    for (size_t i = 0; i != pool->nstmts; ++i) {
+        hy_db_query_t *q = xcalloc(1, sizeof(*q));
+        q->prepare_name = pool->stmts[i]->name;
+        q->prepare_sql = pool->stmts[i]->sql;
+        if (conn_send(c, q) != 0) {
+            query_free(q);
+            return -1;
+        }
+    }
+    if (pool->nstmts == 0) {
+        c->state = CONN_READY;
+        atomic_fetch_add(&pool->num_ready, 1);
+    }
+    return conn_flush(c);
+}
+
+static void conn_connect_step(conn_t *c)
+{
+    PostgresPollingStatusType st = PQconnectPoll(c->pg);
+    if (PQsocket(c->pg) != c->fd && st != PGRES_POLLING_FAILED) {
+        /* libpq moved to another socket (e.g. retrying without SSL): follow it */
+        hy_db_local_t *local = c->holder;
+        conn_detach(c);
+        conn_attach(c, local);
+    }
+    switch (st) {
+    case PGRES_POLLING_READING:
+        h2o_socket_read_start(c->sock, on_connect_io);
+        break;
+    case PGRES_POLLING_WRITING:
+        h2o_socket_read_stop(c->sock);
+        c->waiting_write = 1;
+        h2o_socket_notify_write(c->sock, on_connect_io);
+        break;
+    case PGRES_POLLING_OK:
+        h2o_socket_read_start(c->sock, on_conn_readable);
+        if (conn_start_prepare(c) != 0)
+            conn_fail(c, "cannot set up the connection");
+        break;
+    default:
+        conn_fail(c, "cannot connect");
+        break;
+    }
+}
+
+/* Opens a connection for `local` (a slot in num_open is already reserved). */
+static void conn_open(hy_db_local_t *local)
+{
+    hy_db_pool_t *pool = local->pool;
+    conn_t *c = xcalloc(1, sizeof(*c));
+    c->pool = pool;
+    c->state = CONN_CONNECTING;
+    c->created_at = c->idle_since = now_ms();
+    c->connect_deadline = c->created_at + pool->settings.connect_timeout_ms;
+    h2o_linklist_init_anchor(&c->inflight);
+    c->pg = PQconnectStartParams(pool->kw, pool->vals, 1); /* expand_dbname: a URL in dbname is parsed */
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsocket(c->pg) < 0) {
+        c->state = CONN_CONNECTING;
+        log_conn_error("cannot connect", c->pg);
+        atomic_fetch_add(&pool->connect_errors, 1);
+        if (c->pg != NULL)
+            PQfinish(c->pg);
+        free(c);
+        pthread_mutex_lock(&pool->lock);
+        --pool->num_open;
+        pool->backoff_ms = pool->backoff_ms == 0 ? BACKOFF_MIN_MS : pool->backoff_ms * 2;
+        if (pool->backoff_ms > BACKOFF_MAX_MS)
+            pool->backoff_ms = BACKOFF_MAX_MS;
+        pool->next_attempt_at = now_ms() + pool->backoff_ms;
+        pthread_mutex_unlock(&pool->lock);
+        return;
+    }
+    conn_attach(c, local);
+    h2o_socket_read_stop(c->sock);
+    c->waiting_write = 1;
+    h2o_socket_notify_write(c->sock, on_connect_io);
+}
+
+/* ---- dispatching ------------------------------------------------------------------------------------------------------ */
+
+static void on_conn_readable(h2o_socket_t *sock, const char *err)
+{
+    conn_t *c = sock->data;
+    hy_db_local_t *local = c->holder; /* c may be handed off or closed while reading */
+    (void)err;
+    if (conn_read(c) == 0 && local != NULL && !local->detached)
+        dispatch(local);
+}
+
+/* Chooses the held ready connection with room and the fewest statements in flight. */
+static conn_t *pick_conn(hy_db_local_t *local)
+{
+    conn_t *best = NULL;
+    for (h2o_linklist_t *n = local->conns.next; n != &local->conns; n = n->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
+        if (c->state != CONN_READY || c->handoff || c->ninflight >= local->pool->settings.pipeline_depth)
+            continue;
+        if (best == NULL || c->ninflight < best->ninflight)
+            best = c;
+        if (c->ninflight == 0)
+            break;
+    }
+    return best;
+}
+
+static int conn_expired(const hy_db_pool_t *pool, const conn_t *c, uint64_t now)
+{
+    return (pool->settings.max_lifetime_ms != 0 && now - c->created_at >= pool->settings.max_lifetime_ms) ||
+           (pool->settings.max_idle_time_ms != 0 && now - c->idle_since >= pool->settings.max_idle_time_ms);
+}
+
+static void nudge_others(hy_db_pool_t *pool, hy_db_local_t *self);
+
+/* Asks the pool for one more connection for `local`. */
+static void request_conn(hy_db_local_t *local)
+{
+    hy_db_pool_t *pool = local->pool;
+    uint64_t now = now_ms();
+    conn_t *take = NULL, *expired = NULL;
+    int open_new = 0, nudge = 0;
+
+    /* a connection already opening on this thread will serve the queue */
+    for (h2o_linklist_t *n = local->conns.next; n != &local->conns; n = n->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
+        if (c->state != CONN_READY)
+            return;
+    }
+    pthread_mutex_lock(&pool->lock);
+    while (!h2o_linklist_is_empty(&pool->idle)) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, pool->idle.prev);
+        h2o_linklist_unlink(&c->link);
+        --pool->num_idle;
+        if (conn_expired(pool, c, now)) {
+            c->link.next = expired != NULL ? &expired->link : NULL; /* chain for closing outside the lock */
+            expired = c;
+            continue;
+        }
+        take = c;
+        break;
+    }
+    if (take == NULL) {
+        if (pool->num_open < pool->settings.max_open && now >= pool->next_attempt_at) {
+            ++pool->num_open;
+            open_new = 1;
+        } else {
+            nudge = !local->in_waitlist;
+            waitlist_push(pool, local);
+        }
+    } else {
+        waitlist_remove(pool, local);
+    }
+    pthread_mutex_unlock(&pool->lock);
+
+    while (expired != NULL) {
+        conn_t *next = expired->link.next == NULL ? NULL : H2O_STRUCT_FROM_MEMBER(conn_t, link, expired->link.next);
+        expired->link.next = expired->link.prev = NULL;
+        conn_close(expired);
+        expired = next;
+    }
+    if (take != NULL) {
+        conn_attach(take, local);
+        dispatch(local);
+    } else if (open_new) {
+        conn_open(local);
+    } else if (nudge) {
+        nudge_others(pool, local);
+    }
+}
+
+static void dispatch(hy_db_local_t *local)
+{
+    hy_db_pool_t *pool = local->pool;
+    while (local->npending != 0) {
+        conn_t *c = pick_conn(local);
+        if (c == NULL) {
+            request_conn(local);
+            return;
+        }
+        int flush_needed = 0;
+        while (local->npending != 0 && c->ninflight < pool->settings.pipeline_depth) {
+            hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, local->pending.next);
+            h2o_linklist_unlink(&q->link);
+            --local->npending;
+            atomic_fetch_sub(&pool->num_pending, 1);
+            h2o_timeout_unlink(&q->acquire_timer);
+            if (q->cb == NULL) {
+                query_free(q);
+                continue;
+            }
+            if (c->ninflight == 0) {
+                pthread_mutex_lock(&pool->lock);
+                ++pool->num_busy;
+                pthread_mutex_unlock(&pool->lock);
+            }
+            if (conn_send(c, q) != 0) {
+                /* the statement is not in c->inflight: put it back in front, then fail the connection */
+                if (q->attempts != 0)
+                    --q->attempts;
+                q->sent = 0;
+                h2o_linklist_insert(local->pending.next, &q->link);
+                ++local->npending;
+                atomic_fetch_add(&pool->num_pending, 1);
+                h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
+                if (c->ninflight == 0) {
+                    pthread_mutex_lock(&pool->lock);
+                    --pool->num_busy;
+                    pthread_mutex_unlock(&pool->lock);
+                }
+                conn_fail(c, "send failed");
+                return; /* conn_fail dispatched again */
+            }
+            flush_needed = 1;
+        }
+        if (flush_needed && conn_flush(c) != 0) {
+            conn_fail(c, "write failed");
+            return;
+        }
+    }
+}
+
+/* ---- releasing -------------------------------------------------------------------------------------------------------- */
+
+/* A held connection has nothing in flight: keep it, hand it to a waiting thread, park it, or retire it. */
+static void conn_drained(conn_t *c)
+{
+    hy_db_pool_t *pool = c->pool;
+    hy_db_local_t *local = c->holder;
+    if (local == NULL || c->state != CONN_READY)
+        return;
+    uint64_t now = now_ms();
+    c->idle_since = now;
+    if (pool->settings.max_lifetime_ms != 0 && now - c->created_at >= pool->settings.max_lifetime_ms) {
+        pthread_mutex_lock(&pool->lock);
+        --pool->num_busy;
+        pthread_mutex_unlock(&pool->lock);
+        conn_close(c); /* retired between statements: nothing fails */
+        if (local->npending != 0)
+            dispatch(local);
+        return;
+    }
+    hy_db_local_t *to = NULL;
+    int give_away = atomic_load(&pool->num_waiting_threads) != 0 || local->detached;
+    pthread_mutex_lock(&pool->lock);
+    --pool->num_busy;
+    if (give_away) {
+        /* first waiting thread other than this one */
+        size_t n = pool->waiters_count;
+        for (size_t i = 0; i != n; ++i) {
+            hy_db_local_t *w = waitlist_pop(pool);
+            if (w != local) {
+                to = w;
+                break;
+            }
+            waitlist_push(pool, w); /* back to the end: this thread already has this connection */
+        }
+        if (to == NULL && local->detached) {
+            h2o_linklist_unlink(&c->link);
+            conn_detach_socket(c);
+            c->holder = NULL;
+            h2o_linklist_insert(&pool->idle, &c->link);
+            ++pool->num_idle;
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    c->handoff = 0;
+    if (to != NULL) {
+        conn_detach(c);
+        message_t *m = xcalloc(1, sizeof(*m));
+        m->conn = c;
+        h2o_multithread_send_message(&to->receiver, &m->super);
+    }
+}
+
+static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    hy_db_local_t *local = H2O_STRUCT_FROM_MEMBER(hy_db_local_t, receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        message_t *m = H2O_STRUCT_FROM_MEMBER(message_t, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        if (m->conn != NULL) {
+            if (local->detached) {
+                conn_close(m->conn);
+            } else {
+                conn_attach(m->conn, local);
+                dispatch(local);
+            }
+        } else {
+            /* nudge: give away every idle held connection */
+            h2o_linklist_t *n = local->conns.next;
+            while (n != &local->conns) {
+                conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
+                n = n->next;
+                if (c->state == CONN_READY && c->ninflight == 0) {
+                    pthread_mutex_lock(&local->pool->lock);
+                    ++local->pool->num_busy; /* conn_drained counts it down */
+                    pthread_mutex_unlock(&local->pool->lock);
+                    conn_drained(c);
+                } else if (c->state == CONN_READY) {
+                    c->handoff = 1;
+                }
+            }
+        }
+        free(m);
+    }
+}
+
+static void nudge_others(hy_db_pool_t *pool, hy_db_local_t *self)
+{
+    pthread_mutex_lock(&pool->lock);
+    for (size_t i = 0; i != pool->nthreads; ++i) {
+        hy_db_local_t *l = pool->locals[i];
+        if (l == NULL || l == self || l->detached)
+            continue;
+        message_t *m = xcalloc(1, sizeof(*m));
+        h2o_multithread_send_message(&l->receiver, &m->super);
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* ---- timers ----------------------------------------------------------------------------------------------------------- */
+
+static void on_acquire_timeout(h2o_timeout_entry_t *entry)
+{
+    hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, acquire_timer, entry);
+    hy_db_local_t *local = q->local;
+    h2o_linklist_unlink(&q->link);
+    --local->npending;
+    atomic_fetch_sub(&local->pool->num_pending, 1);
+    if (q->cb != NULL)
+        atomic_fetch_add(&local->pool->acquire_timeouts, 1);
+    query_complete(q, HY_DB_UNAVAILABLE, "no database connection within acquire_timeout");
+    if (local->npending == 0) {
+        pthread_mutex_lock(&local->pool->lock);
+        waitlist_remove(local->pool, local);
+        pthread_mutex_unlock(&local->pool->lock);
+    }
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    hy_db_local_t *local = H2O_STRUCT_FROM_MEMBER(hy_db_local_t, tick, entry);
+    hy_db_pool_t *pool = local->pool;
+    uint64_t now = now_ms();
+
+    /* connection attempts past connect_timeout; idle held connections past their time */
+    h2o_linklist_t *n = local->conns.next;
+    size_t idle_held = 0;
+    while (n != &local->conns) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
+        n = n->next;
+        if (c->state != CONN_READY && now >= c->connect_deadline) {
+            conn_fail(c, "connect_timeout");
+        } else if (c->state == CONN_READY && c->ninflight == 0) {
+            if (conn_expired(pool, c, now) || ++idle_held > pool->settings.max_idle)
+                conn_close(c);
+        }
+    }
+    /* thread 0 keeps one connection warm, reconnecting with backoff, so readiness is known without traffic */
+    if (local->index == 0 && atomic_load(&pool->num_ready) == 0 && h2o_linklist_is_empty(&local->conns)) {
+        pthread_mutex_lock(&pool->lock);
+        int open_new = pool->num_open == 0 && now >= pool->next_attempt_at;
+        if (open_new)
+            ++pool->num_open;
+        pthread_mutex_unlock(&pool->lock);
+        if (open_new)
+            conn_open(local);
+    }
+    /* detached idle connections past their time (any thread may close them) */
+    conn_t *expired = NULL;
+    pthread_mutex_lock(&pool->lock);
+    for (h2o_linklist_t *i = pool->idle.next; i != &pool->idle;) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, i);
+        i = i->next;
+        if (conn_expired(pool, c, now)) {
+            h2o_linklist_unlink(&c->link);
+            --pool->num_idle;
+            c->link.next = expired != NULL ? &expired->link : NULL;
+            expired = c;
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    while (expired != NULL) {
+        conn_t *next = expired->link.next == NULL ? NULL : H2O_STRUCT_FROM_MEMBER(conn_t, link, expired->link.next);
+        expired->link.next = expired->link.prev = NULL;
+        conn_close(expired);
+        expired = next;
+    }
+    /* queries still waiting (e.g. during an outage): try again once the backoff allows */
+    if (local->npending != 0)
+        dispatch(local);
+    if (!local->detached)
+        h2o_timeout_link(local->loop, &local->tick_timeout, &local->tick);
+}
+
+static void on_dispatch(h2o_timeout_entry_t *entry)
+{
+    dispatch(H2O_STRUCT_FROM_MEMBER(hy_db_local_t, dispatch_entry, entry));
+}
+
+static void on_deferred(h2o_timeout_entry_t *entry)
+{
+    hy_db_local_t *local = H2O_STRUCT_FROM_MEMBER(hy_db_local_t, deferred_entry, entry);
+    while (!h2o_linklist_is_empty(&local->deferred)) {
+        hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, local->deferred.next);
+        h2o_linklist_unlink(&q->link);
+        query_complete(q, HY_DB_OVERLOADED, "too many queries waiting for a connection");
+    }
+}
+
+/* ---- public API ------------------------------------------------------------------------------------------------------- */
+
+hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_stmt_t *const *stmts, size_t nstmts,
+                                size_t nthreads)
+{
+    if (settings->max_open == 0 || nthreads == 0)
+        return NULL;
+    hy_db_pool_t *pool = xcalloc(1, sizeof(*pool));
+    pool->settings = *settings;
+    if (pool->settings.pipeline_depth == 0)
+        pool->settings.pipeline_depth = 16;
+    pool->stmts = stmts;
+    pool->nstmts = nstmts;
+    pthread_mutex_init(&pool->lock, NULL);
+    h2o_linklist_init_anchor(&pool->idle);
+    pool->nthreads = nthreads;
+    pool->waiters = xcalloc(nthreads, sizeof(*pool->waiters));
+    pool->locals = xcalloc(nthreads, sizeof(*pool->locals));
+
+    size_t n = 0;
+    while (settings->keywords[n] != NULL)
+        ++n;
+    pool->kw = xcalloc(n + 3, sizeof(char *));
+    pool->vals = xcalloc(n + 3, sizeof(char *));
+    size_t k = 0;
+    int has_app = 0;
+    for (size_t i = 0; i != n; ++i) {
+        if (strcmp(settings->keywords[i], "application_name") == 0)
+            has_app = 1;
+        pool->kw[k] = settings->keywords[i];
+        pool->vals[k++] = settings->values[i];
+    }
+    if (!has_app) {
+        pool->kw[k] = "application_name";
+        pool->vals[k++] = "hydrant";
+    }
+    if (settings->statement_timeout_ms != 0) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "-c statement_timeout=%llu", (unsigned long long)settings->statement_timeout_ms);
+        pool->statement_timeout_opt = strdup(buf);
+        pool->kw[k] = "options";
+        pool->vals[k++] = pool->statement_timeout_opt;
+    }
+    pool->kw[k] = NULL;
+    pool->vals[k] = NULL;
+    return pool;
+}
+
+hy_db_local_t *hy_db_local_attach(hy_db_pool_t *pool, size_t index, h2o_loop_t *loop, h2o_multithread_queue_t *queue)
+{
+    hy_db_local_t *local = xcalloc(1, sizeof(*local));
+    local->pool = pool;
+    local->index = index;
+    local->loop = loop;
+    h2o_linklist_init_anchor(&local->conns);
+    h2o_linklist_init_anchor(&local->pending);
+    h2o_linklist_init_anchor(&local->deferred);
+    h2o_multithread_register_receiver(queue, &local->receiver, on_message);
+    h2o_timeout_init(loop, &local->acquire_timeout, pool->settings.acquire_timeout_ms);
+    h2o_timeout_init(loop, &local->tick_timeout, TICK_MS);
+    h2o_timeout_init(loop, &local->zero_timeout, 0);
+    local->tick.cb = on_tick;
+    local->deferred_entry.cb = on_deferred;
+    local->dispatch_entry.cb = on_dispatch;
+    pthread_mutex_lock(&pool->lock);
+    pool->locals[index] = local;
+    pthread_mutex_unlock(&pool->lock);
+    if (index == 0)
+        on_tick(&local->tick); /* opens the warm connection at once */
+    else
+        h2o_timeout_link(loop, &local->tick_timeout, &local->tick);
+    return local;
+}
+
+void hy_db_local_detach(hy_db_local_t *local)
+{
+    hy_db_pool_t *pool = local->pool;
+    local->detached = 1;
+    h2o_timeout_unlink(&local->tick);
+    pthread_mutex_lock(&pool->lock);
+    waitlist_remove(pool, local);
+    pthread_mutex_unlock(&pool->lock);
+    while (!h2o_linklist_is_empty(&local->pending)) {
+        hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, local->pending.next);
+        h2o_linklist_unlink(&q->link);
+        h2o_timeout_unlink(&q->acquire_timer);
+        --local->npending;
+        atomic_fetch_sub(&pool->num_pending, 1);
+        query_complete(q, HY_DB_UNAVAILABLE, "shutting down");
+    }
+    on_deferred(&local->deferred_entry);
+    h2o_timeout_unlink(&local->deferred_entry);
+    h2o_timeout_unlink(&local->dispatch_entry);
+    while (!h2o_linklist_is_empty(&local->conns)) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, local->conns.next);
+        if (c->ninflight != 0 && c->state == CONN_READY) {
+            pthread_mutex_lock(&pool->lock);
+            --pool->num_busy;
+            pthread_mutex_unlock(&pool->lock);
+        }
+        while (!h2o_linklist_is_empty(&c->inflight)) {
+            hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
+            h2o_linklist_unlink(&q->link);
+            query_complete(q, q->sent ? HY_DB_UNKNOWN_OUTCOME : HY_DB_UNAVAILABLE, "shutting down");
+        }
+        c->ninflight = 0;
+        conn_close(c);
+    }
+    /* The receiver stays registered and `local` stays allocated (freed with the pool): another thread may still be
+     * sending it a connection, which on_message then closes. */
+}
+
+void hy_db_pool_free(hy_db_pool_t *pool)
+{
+    if (pool == NULL)
+        return;
+    while (!h2o_linklist_is_empty(&pool->idle)) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, pool->idle.next);
+        h2o_linklist_unlink(&c->link);
+        PQfinish(c->pg);
+        free(c);
+    }
+    for (size_t i = 0; i != pool->nthreads; ++i)
+        free(pool->locals[i]);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool->statement_timeout_opt);
+    free(pool->kw);
+    free(pool->vals);
+    free(pool->waiters);
+    free(pool->locals);
+    free(pool);
+}
+
+int hy_db_pool_ready(const hy_db_pool_t *pool)
+{
+    return atomic_load(&((hy_db_pool_t *)pool)->num_ready) != 0;
+}
+
+void hy_db_pool_stats(hy_db_pool_t *pool, hy_db_stats_t *out)
+{
+    pthread_mutex_lock(&pool->lock);
+    out->open = pool->num_open;
+    out->in_use = pool->num_busy;
+    out->idle = pool->num_open >= pool->num_busy ? pool->num_open - pool->num_busy : 0;
+    pthread_mutex_unlock(&pool->lock);
+    out->waiting = atomic_load(&pool->num_pending);
+    out->acquire_timeouts = atomic_load(&pool->acquire_timeouts);
+    out->connect_errors = atomic_load(&pool->connect_errors);
+}
+
+hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, const char *const *values, int nvalues, hy_db_cb cb,
+                            void *data)
+{
+    hy_db_pool_t *pool = local->pool;
+    size_t total = sizeof(char *) * (size_t)nvalues;
+    for (int i = 0; i != nvalues; ++i)
+        if (values[i] != NULL)
+            total += strlen(values[i]) + 1;
+    hy_db_query_t *q = xcalloc(1, sizeof(*q));
+    q->stmt = stmt;
+    q->cb = cb;
+    q->data = data;
+    q->local = local;
+    q->nvalues = nvalues;
+    q->acquire_timer.cb = on_acquire_timeout;
+    if (nvalues != 0) {
+        q->values = malloc(total);
+        if (q->values == NULL)
+            abort();
+        char *p = (char *)(q->values + nvalues);
+        for (int i = 0; i != nvalues; ++i) {
+            if (values[i] == NULL) {
+                q->values[i] = NULL;
+            } else {
+                size_t len = strlen(values[i]) + 1;
+                memcpy(p, values[i], len);
+                q->values[i] = p;
+                p += len;
+            }
+        }
+    }
+    if (pool->settings.queue_limit != 0 && local->npending >= pool->settings.queue_limit) {
+        h2o_linklist_insert(&local->deferred, &q->link);
+        if (!h2o_timeout_is_linked(&local->deferred_entry))
+            h2o_timeout_link(local->loop, &local->zero_timeout, &local->deferred_entry);
+        return q;
+    }
+    h2o_linklist_insert(&local->pending, &q->link);
+    ++local->npending;
+    atomic_fetch_add(&pool->num_pending, 1);
+    h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
+    /* sent at the end of this loop turn: never calls back inside hy_db_submit, and statements submitted in the same
+     * turn go out in one write */
+    if (!h2o_timeout_is_linked(&local->dispatch_entry))
+        h2o_timeout_link(local->loop, &local->zero_timeout, &local->dispatch_entry);
+    return q;
+}
+
+void hy_db_abandon(hy_db_query_t *query)
+{
+    query->cb = NULL;
+    query->req_link = NULL;
+}
+
+static void on_req_dispose(void *p)
+{
+    req_link_t *link = p;
+    if (link->query != NULL)
+        hy_db_abandon(link->query);
+}
+
+hy_db_query_t *hy_db_submit_req(h2o_req_t *req, hy_db_local_t *local, const hy_db_stmt_t *stmt, const char *const *values,
+                                int nvalues, hy_db_cb cb, void *data)
+{
+    req_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_dispose);
+    link->query = NULL;
+    hy_db_query_t *q = hy_db_submit(local, stmt, values, nvalues, cb, data);
+    /* hy_db_submit never calls back synchronously, so q is alive here */
+    link->query = q;
+    q->req_link = link;
+    return q;
+}
