@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include "handler.h"
 #include "router.h"
+#include "database.h"
 
 /* ---- diagnostics ------------------------------------------------------------------------------------------------------ */
 
@@ -17,13 +18,22 @@ typedef struct st_hy_diags_t {
     size_t cap;   /* allocated slots */
 } hy_diags_t;
 
-/* Appends one message. `keypath` may be NULL ("FILE:LINE:COL: message"). */
+/* Appends one message. `keypath` may be NULL or "" ("FILE:LINE:COL: message"); `line` 0 means the message is about the
+ * file as a whole ("FILE: message", e.g. when it cannot be read). The message is copied. */
 void hy_diags_add(hy_diags_t *d, const char *file, unsigned line, unsigned col, const char *keypath, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* Writes every message, one per line, to `out`. */
 void hy_diags_print(const hy_diags_t *d, FILE *out);
 /* Frees the messages; the struct may be reused. */
 void hy_diags_clear(hy_diags_t *d);
+
+/* Writes `len` bytes of `s` into buf as a double-quoted, one-line string for a message: control bytes, quotes and
+ * backslashes are escaped and a long value is cut with "...". Always NUL-terminates (bufsize >= 8). Returns buf. */
+char *hy_quote(const char *s, size_t len, char *buf, size_t bufsize);
+/* Returns the candidate most likely meant by the unknown `word` (case-insensitive edit distance, a prefix of at least
+ * 3 letters, or the part before the first '.' of a dotted name like "users.get"), or NULL when none is close enough.
+ * The result points into `candidates`. */
+const char *hy_did_you_mean(const char *word, const char *const *candidates, size_t ncandidates);
 
 /* ---- units ------------------------------------------------------------------------------------------------------------ */
 
@@ -41,6 +51,10 @@ unsigned hy_cpu_count(void);
 /* The quota part, for tests: parses the contents of a cgroup v2 cpu.max file ("max 100000", "150000 100000") and
  * returns the CPU limit rounded up, or 0 when unlimited or malformed. */
 unsigned hy_cpu_max_parse(const char *contents);
+/* The cgroup part, for tests: finds the process's cgroup v2 path in `proc_cgroup` (normally "/proc/self/cgroup", the
+ * line "0::/path"), reads `cpu.max` in that directory under `cgroup_root` (normally "/sys/fs/cgroup") and in each parent
+ * up to the root, and returns the smallest limit found, or 0 when there is none. */
+unsigned hy_cpu_cgroup_limit(const char *proc_cgroup, const char *cgroup_root);
 
 /* ---- the model -------------------------------------------------------------------------------------------------------- */
 
@@ -82,15 +96,15 @@ typedef enum en_hy_route_kind_t {
 } hy_route_kind_t;
 
 typedef struct st_hy_route_t {
-    char *path;                       /* the template as written, e.g. "/api/v1/users/{id:int}" */
-    unsigned methods;                 /* HY_METHOD_* mask; default GET|HEAD */
-    hy_route_kind_t kind;             /* which of handler/static */
-    char *handler_name;               /* for HY_ROUTE_HANDLER */
-    const hy_handler_def_t *handler;  /* for HY_ROUTE_HANDLER, resolved from the registry */
-    hy_static_t static_;              /* for HY_ROUTE_STATIC */
-    uint64_t timeout_ms;              /* per-route deadline; 0 = use server.timeouts.request */
-    size_t index;                     /* position in config->routes */
-    hy_pos_t pos;                     /* position of the route's mapping in the file */
+    char *path;                      /* the template as written, e.g. "/api/v1/users/{id:int}" */
+    unsigned methods;                /* HY_METHOD_* mask; default GET|HEAD */
+    hy_route_kind_t kind;            /* which of handler/static */
+    char *handler_name;              /* for HY_ROUTE_HANDLER */
+    const hy_handler_def_t *handler; /* for HY_ROUTE_HANDLER, resolved from the registry */
+    hy_static_t static_;             /* for HY_ROUTE_STATIC */
+    uint64_t timeout_ms;             /* per-route deadline; 0 = use server.timeouts.request */
+    size_t index;                    /* position in config->routes */
+    hy_pos_t pos;                    /* position of the route's mapping in the file */
 } hy_route_t;
 
 typedef struct st_hy_timeouts_t {
@@ -109,16 +123,18 @@ typedef struct st_hy_limits_t {
 } hy_limits_t;
 
 typedef struct st_hy_config_t {
-    char *file;                 /* the path the config was read from, as given */
-    hy_listener_t *listeners;   /* server.listen, in file order */
-    size_t nlisteners;          /* at least 1 */
-    unsigned threads;           /* resolved thread count (>= 1) */
-    int threads_auto;           /* 1 when `threads: auto` */
-    hy_timeouts_t timeouts;     /* server.timeouts */
-    hy_limits_t limits;         /* server.limits */
-    hy_route_t *routes;         /* routes, in file order */
-    size_t nroutes;             /* number of routes */
-    hy_router_t *router;        /* built from routes; match data is a hy_route_t * */
+    char *file;               /* the path the config was read from, as given */
+    hy_listener_t *listeners; /* server.listen, in file order */
+    size_t nlisteners;        /* at least 1 */
+    unsigned threads;         /* resolved thread count (>= 1) */
+    int threads_auto;         /* 1 when `threads: auto` */
+    hy_timeouts_t timeouts;   /* server.timeouts */
+    hy_limits_t limits;       /* server.limits */
+    hy_route_t *routes;       /* routes, in file order */
+    size_t nroutes;           /* number of routes */
+    hy_router_t *router;      /* built from routes; match data is a hy_route_t * */
+    int has_database;         /* a `database` section, or a DATABASE_URL / DB_* variable, was given */
+    hy_database_t database;   /* its settings (meaningful when has_database) */
 } hy_config_t;
 
 /* Loads and validates `path`. Values may use ${VAR} / ${VAR:-default}; the environment overrides SERVER_PORT,
@@ -126,7 +142,8 @@ typedef struct st_hy_config_t {
  * the caller, free with hy_config_free), or NULL with every error found appended to `diags`. */
 hy_config_t *hy_config_load(const char *path, hy_diags_t *diags);
 
-/* As hy_config_load, from a buffer; `path` is used in messages and to resolve nothing else. */
+/* As hy_config_load, from a buffer of `len` bytes; `path` is used in messages and its directory is the base of
+ * relative TLS file paths (the file itself is not read). */
 hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_diags_t *diags);
 
 /* Frees a config and all it owns. NULL is fine. */
@@ -134,5 +151,43 @@ void hy_config_free(hy_config_t *config);
 
 /* Prints the normalized summary that `hydrant check` shows (listeners, threads, timeouts, limits, routes). */
 void hy_config_print_summary(const hy_config_t *config, FILE *out);
+
+/* ---- YAML node tree (shared by config.c and config_yaml.c) -------------------------------------------------------- */
+
+typedef enum en_hy_ynode_kind_t {
+    HY_YNODE_SCALAR = 0, /* a scalar; every scalar is a string until a directive parses it */
+    HY_YNODE_SEQUENCE,   /* a list */
+    HY_YNODE_MAPPING     /* a mapping */
+} hy_ynode_kind_t;
+
+typedef struct st_hy_ynode_t hy_ynode_t;
+struct st_hy_ynode_t {
+    hy_ynode_kind_t kind;  /* which of the three */
+    hy_pos_t pos;          /* 1-based start of the node in the file */
+    char *value;           /* scalar: the bytes, NUL-terminated (and possibly containing NUL bytes); else NULL */
+    size_t len;            /* scalar: length of value */
+    int plain;             /* scalar: written without quotes (so "", "~" and "null" mean no value) */
+    hy_ynode_t **children; /* sequence: the items; mapping: key0, value0, key1, value1, ... (keys are scalars) */
+    size_t nchildren;      /* number of children (twice the number of pairs for a mapping) */
+    size_t cap;            /* allocated slots in children */
+};
+
+/* The deepest nesting of sequences and mappings accepted (deeper is a "yaml:" error). */
+#define HY_YAML_MAX_DEPTH 64
+
+/* Parses one YAML document of `len` bytes into a node tree. Returns 0 with *root set (NULL when the stream holds no
+ * document), or -1 after appending a "FILE:LINE:COL: yaml: problem" message to diags (syntax errors, aliases, more
+ * than one document, nesting deeper than HY_YAML_MAX_DEPTH). The tree is owned by the caller: hy_ynode_free. */
+int hy_yaml_load(const char *file, const char *text, size_t len, hy_ynode_t **root, hy_diags_t *diags);
+/* Frees a node and its children. NULL is fine. */
+void hy_ynode_free(hy_ynode_t *node);
+/* Returns 1 when the node is a plain scalar meaning "no value" ("", "~", "null", "Null", "NULL"), else 0. */
+int hy_ynode_is_null(const hy_ynode_t *node);
+
+/* Expands ${VAR}, ${VAR:-default} and $$ in the `len` bytes at `in`. A variable that is unset or empty counts as unset:
+ * ${VAR} is then an error, ${VAR:-default} gives the default (literal text up to the first '}'). Returns 0 with *out
+ * (malloc'ed, NUL-terminated, *outlen bytes; owned by the caller), or -1 with a one-line reason in err that names the
+ * variable but never shows a value or a default. */
+int hy_interpolate(const char *in, size_t len, char **out, size_t *outlen, char *err, size_t errlen);
 
 #endif

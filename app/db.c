@@ -23,9 +23,9 @@
 #include <time.h>
 #include "db.h"
 
-#define TICK_MS 50              /* housekeeping period of each thread */
-#define BACKOFF_MIN_MS 100      /* first reconnect delay after a failure */
-#define BACKOFF_MAX_MS 5000     /* reconnect delay cap */
+#define TICK_MS 50          /* housekeeping period of each thread */
+#define BACKOFF_MIN_MS 100  /* first reconnect delay after a failure */
+#define BACKOFF_MAX_MS 5000 /* reconnect delay cap */
 
 /* ---- types ------------------------------------------------------------------------------------------------------------ */
 
@@ -44,48 +44,48 @@ typedef enum en_query_phase_t {
 typedef struct st_conn_t conn_t;
 
 struct st_hy_db_query_t {
-    const hy_db_stmt_t *stmt;   /* NULL for an internal PREPARE */
-    const char *prepare_name;   /* for an internal PREPARE: the statement to prepare */
-    const char *prepare_sql;    /* ... and its SQL */
-    char **values;              /* copies of the parameters (one malloc with the strings) */
-    int nvalues;                /* number of values */
-    hy_db_cb cb;                /* NULL once abandoned */
-    void *data;                 /* the callback's argument */
-    int attempts;               /* sends so far */
-    int sent;                   /* 1 once written to a connection (outcome unknown if it dies) */
-    query_phase_t phase;        /* where its answer stands */
-    PGresult *res;              /* the statement's result, once read */
-    struct st_req_link_t *req_link; /* when submitted for a request: the slot in req->pool that points back here */
-    hy_db_local_t *local;       /* submitting thread */
-    h2o_linklist_t link;        /* in local->pending or conn->inflight */
+    const hy_db_stmt_t *stmt;          /* NULL for an internal PREPARE */
+    const char *prepare_name;          /* for an internal PREPARE: the statement to prepare */
+    const char *prepare_sql;           /* ... and its SQL */
+    char **values;                     /* copies of the parameters (one malloc with the strings) */
+    int nvalues;                       /* number of values */
+    hy_db_cb cb;                       /* NULL once abandoned */
+    void *data;                        /* the callback's argument */
+    int attempts;                      /* sends so far */
+    int sent;                          /* 1 once written to a connection (outcome unknown if it dies) */
+    query_phase_t phase;               /* where its answer stands */
+    PGresult *res;                     /* the statement's result, once read */
+    struct st_req_link_t *req_link;    /* when submitted for a request: the slot in req->pool that points back here */
+    hy_db_local_t *local;              /* submitting thread */
+    h2o_linklist_t link;               /* in local->pending or conn->inflight */
     h2o_timeout_entry_t acquire_timer; /* while pending: fires after acquire_timeout */
 };
 
 struct st_conn_t {
-    PGconn *pg;                 /* the libpq connection */
-    h2o_socket_t *sock;         /* its socket on the holder's loop (NULL while detached) */
-    int fd;                     /* the fd sock was made from */
-    hy_db_pool_t *pool;         /* owner pool */
-    hy_db_local_t *holder;      /* thread holding it, NULL while detached in the idle list */
-    conn_state_t state;         /* see above */
-    int handoff;                /* take no more queries: give it away when drained */
-    int waiting_write;          /* notify_write pending */
-    uint64_t created_at;        /* monotonic ms */
-    uint64_t idle_since;        /* monotonic ms of the last time it drained */
-    uint64_t connect_deadline;  /* while connecting */
-    h2o_linklist_t inflight;    /* hy_db_query_t sent and unanswered, in order */
-    size_t ninflight;           /* length of inflight (internal PREPAREs included) */
-    h2o_linklist_t link;        /* in holder->conns or pool->idle */
+    PGconn *pg;                /* the libpq connection */
+    h2o_socket_t *sock;        /* its socket on the holder's loop (NULL while detached) */
+    int fd;                    /* the fd sock was made from */
+    hy_db_pool_t *pool;        /* owner pool */
+    hy_db_local_t *holder;     /* thread holding it, NULL while detached in the idle list */
+    conn_state_t state;        /* see above */
+    int handoff;               /* take no more queries: give it away when drained */
+    int waiting_write;         /* notify_write pending */
+    uint64_t created_at;       /* monotonic ms */
+    uint64_t idle_since;       /* monotonic ms of the last time it drained */
+    uint64_t connect_deadline; /* while connecting */
+    h2o_linklist_t inflight;   /* hy_db_query_t sent and unanswered, in order */
+    size_t ninflight;          /* length of inflight (internal PREPAREs included) */
+    h2o_linklist_t link;       /* in holder->conns or pool->idle */
 };
 
 struct st_hy_db_local_t {
-    hy_db_pool_t *pool;         /* the pool */
-    size_t index;               /* thread index */
-    h2o_loop_t *loop;           /* this thread's loop */
-    h2o_linklist_t conns;       /* conn_t held by this thread */
-    h2o_linklist_t pending;     /* hy_db_query_t waiting for a connection, oldest first */
-    size_t npending;            /* length of pending */
-    int in_waitlist;            /* queued in pool->waiters (under pool->lock) */
+    hy_db_pool_t *pool;                  /* the pool */
+    size_t index;                        /* thread index */
+    h2o_loop_t *loop;                    /* this thread's loop */
+    h2o_linklist_t conns;                /* conn_t held by this thread */
+    h2o_linklist_t pending;              /* hy_db_query_t waiting for a connection, oldest first */
+    size_t npending;                     /* length of pending */
+    int in_waitlist;                     /* queued in pool->waiters (under pool->lock) */
     h2o_multithread_receiver_t receiver; /* handoffs and nudges from other threads */
     h2o_timeout_t acquire_timeout;       /* acquire_timeout_ms */
     h2o_timeout_t tick_timeout;          /* TICK_MS */
@@ -103,28 +103,28 @@ typedef struct st_message_t {
 } message_t;
 
 struct st_hy_db_pool_t {
-    hy_db_settings_t settings;        /* copy (keywords/values arrays referenced, owned by the caller) */
-    const hy_db_stmt_t *const *stmts; /* statements prepared on each connection */
-    size_t nstmts;                    /* number of statements */
-    char *statement_timeout_opt;      /* "-c statement_timeout=..." for the options keyword, or NULL */
-    const char **kw;                  /* keywords actually passed to libpq (settings + application_name + options) */
-    const char **vals;                /* their values */
-    pthread_mutex_t lock;             /* guards everything below */
-    size_t num_open;                  /* connections open or opening */
-    size_t num_busy;                  /* held connections carrying queries */
-    h2o_linklist_t idle;              /* detached idle conn_t, most recent last */
-    size_t num_idle;                  /* length of idle */
-    hy_db_local_t **waiters;          /* FIFO of threads waiting for a connection (ring of nthreads) */
+    hy_db_settings_t settings;          /* copy (keywords/values arrays referenced, owned by the caller) */
+    const hy_db_stmt_t *const *stmts;   /* statements prepared on each connection */
+    size_t nstmts;                      /* number of statements */
+    char *statement_timeout_opt;        /* "-c statement_timeout=..." for the options keyword, or NULL */
+    const char **kw;                    /* keywords actually passed to libpq (settings + application_name + options) */
+    const char **vals;                  /* their values */
+    pthread_mutex_t lock;               /* guards everything below */
+    size_t num_open;                    /* connections open or opening */
+    size_t num_busy;                    /* held connections carrying queries */
+    h2o_linklist_t idle;                /* detached idle conn_t, most recent last */
+    size_t num_idle;                    /* length of idle */
+    hy_db_local_t **waiters;            /* FIFO of threads waiting for a connection (ring of nthreads) */
     size_t waiters_head, waiters_count; /* ring indexes */
-    hy_db_local_t **locals;           /* attached threads by index */
-    size_t nthreads;                  /* number of threads */
-    uint64_t next_attempt_at;         /* no new connection before this (backoff after failures) */
-    uint64_t backoff_ms;              /* current backoff */
-    _Atomic size_t num_ready;         /* established connections (for readiness) */
+    hy_db_local_t **locals;             /* attached threads by index */
+    size_t nthreads;                    /* number of threads */
+    uint64_t next_attempt_at;           /* no new connection before this (backoff after failures) */
+    uint64_t backoff_ms;                /* current backoff */
+    _Atomic size_t num_ready;           /* established connections (for readiness) */
     _Atomic size_t num_waiting_threads; /* waiters_count, readable without the lock */
-    _Atomic size_t num_pending;       /* queries waiting, all threads */
-    _Atomic uint64_t acquire_timeouts; /* counter */
-    _Atomic uint64_t connect_errors;  /* counter */
+    _Atomic size_t num_pending;         /* queries waiting, all threads */
+    _Atomic uint64_t acquire_timeouts;  /* counter */
+    _Atomic uint64_t connect_errors;    /* counter */
 };
 
 typedef struct st_req_link_t {
@@ -897,8 +897,7 @@ static void on_deferred(h2o_timeout_entry_t *entry)
 
 /* ---- public API ------------------------------------------------------------------------------------------------------- */
 
-hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_stmt_t *const *stmts, size_t nstmts,
-                                size_t nthreads)
+hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_stmt_t *const *stmts, size_t nstmts, size_t nthreads)
 {
     if (settings->max_open == 0 || nthreads == 0)
         return NULL;

@@ -10,35 +10,35 @@
 /* ---- settings --------------------------------------------------------------------------------------------------------- */
 
 typedef struct st_hy_db_settings_t {
-    const char *const *keywords; /* libpq connection keywords, NULL-terminated (host, port, user, password, dbname, ...) */
-    const char *const *values;   /* their values, same length; the password is among them and is never logged */
-    size_t max_open;             /* connections the process may hold at once (connecting ones included) */
-    size_t max_idle;             /* idle connections kept; more are closed on release */
-    uint64_t max_lifetime_ms;    /* a connection older than this is retired when it next becomes idle (0 = never) */
-    uint64_t max_idle_time_ms;   /* an idle connection unused this long is closed (0 = never) */
-    uint64_t acquire_timeout_ms; /* a query waiting longer than this for a connection fails with HY_DB_UNAVAILABLE */
-    size_t queue_limit;          /* queries waiting per thread beyond which a new one fails at once (HY_DB_OVERLOADED) */
-    uint64_t connect_timeout_ms; /* a connection attempt taking longer fails */
+    const char *const *keywords;   /* libpq connection keywords, NULL-terminated (host, port, user, password, dbname, ...) */
+    const char *const *values;     /* their values, same length; the password is among them and is never logged */
+    size_t max_open;               /* connections the process may hold at once (connecting ones included) */
+    size_t max_idle;               /* idle connections kept; more are closed on release */
+    uint64_t max_lifetime_ms;      /* a connection older than this is retired when it next becomes idle (0 = never) */
+    uint64_t max_idle_time_ms;     /* an idle connection unused this long is closed (0 = never) */
+    uint64_t acquire_timeout_ms;   /* a query waiting longer than this for a connection fails with HY_DB_UNAVAILABLE */
+    size_t queue_limit;            /* queries waiting per thread beyond which a new one fails at once (HY_DB_OVERLOADED) */
+    uint64_t connect_timeout_ms;   /* a connection attempt taking longer fails */
     uint64_t statement_timeout_ms; /* SET statement_timeout on each connection (0 = server default) */
-    size_t pipeline_depth;       /* queries in flight on one connection at most */
+    size_t pipeline_depth;         /* queries in flight on one connection at most */
 } hy_db_settings_t;
 
 /* A statement prepared once on every connection. Declare them static; register before hy_db_pool_create. */
 typedef struct st_hy_db_stmt_t {
-    const char *name;  /* prepared statement name, unique in the process */
-    const char *sql;   /* parameterised SQL ($1 .. $n), never built from request input */
-    int nparams;       /* number of parameters */
-    int idempotent;    /* 1: safe to retry once on another connection when its connection dies (reads) */
+    const char *name; /* prepared statement name, unique in the process */
+    const char *sql;  /* parameterised SQL ($1 .. $n), never built from request input */
+    int nparams;      /* number of parameters */
+    int idempotent;   /* 1: safe to retry once on another connection when its connection dies (reads) */
 } hy_db_stmt_t;
 
 /* ---- results ---------------------------------------------------------------------------------------------------------- */
 
 typedef enum en_hy_db_status_t {
-    HY_DB_OK = 0,          /* the statement ran: res holds its PGRES_TUPLES_OK / PGRES_COMMAND_OK result */
-    HY_DB_QUERY_ERROR,     /* the server refused the statement: sqlstate and message say why (res is the error) */
-    HY_DB_UNAVAILABLE,     /* no connection could be had within acquire_timeout, or the database is down */
-    HY_DB_OVERLOADED,      /* the wait queue is full: answered at once */
-    HY_DB_UNKNOWN_OUTCOME  /* a non-idempotent statement was sent and its connection died before the answer */
+    HY_DB_OK = 0,         /* the statement ran: res holds its PGRES_TUPLES_OK / PGRES_COMMAND_OK result */
+    HY_DB_QUERY_ERROR,    /* the server refused the statement: sqlstate and message say why (res is the error) */
+    HY_DB_UNAVAILABLE,    /* no connection could be had within acquire_timeout, or the database is down */
+    HY_DB_OVERLOADED,     /* the wait queue is full: answered at once */
+    HY_DB_UNKNOWN_OUTCOME /* a non-idempotent statement was sent and its connection died before the answer */
 } hy_db_status_t;
 
 typedef struct st_hy_db_result_t {
@@ -59,8 +59,7 @@ typedef struct st_hy_db_query_t hy_db_query_t;
 
 /* Creates the pool. `settings` and `stmts` (nstmts of them) are copied/referenced: stmts must stay valid for the
  * pool's life. `nthreads` event-loop threads will attach with hy_db_local_attach. Returns NULL on bad settings. */
-hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_stmt_t *const *stmts, size_t nstmts,
-                                size_t nthreads);
+hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_stmt_t *const *stmts, size_t nstmts, size_t nthreads);
 
 /* Attaches event-loop thread `index` (its loop and h2o multithread queue). Call on that thread before it serves.
  * Thread 0 also keeps one connection warm so readiness is known without traffic. */
@@ -76,10 +75,10 @@ void hy_db_pool_free(hy_db_pool_t *pool);
 int hy_db_pool_ready(const hy_db_pool_t *pool);
 
 typedef struct st_hy_db_stats_t {
-    size_t open;    /* connections open or opening */
-    size_t idle;    /* of which idle */
-    size_t in_use;  /* of which carrying queries */
-    size_t waiting; /* queries waiting for a connection, all threads */
+    size_t open;               /* connections open or opening */
+    size_t idle;               /* of which idle */
+    size_t in_use;             /* of which carrying queries */
+    size_t waiting;            /* queries waiting for a connection, all threads */
     uint64_t acquire_timeouts; /* queries failed with HY_DB_UNAVAILABLE for want of a connection */
     uint64_t connect_errors;   /* failed connection attempts and connections lost */
 } hy_db_stats_t;
@@ -92,8 +91,8 @@ void hy_db_pool_stats(hy_db_pool_t *pool, hy_db_stats_t *out);
 /* Runs `stmt` with text parameters `values` (nvalues == stmt->nparams; a NULL value is SQL NULL). The values are copied.
  * `cb(data, result)` runs later on this thread. Returns a handle for hy_db_abandon; never NULL (an overload or a
  * down pool is reported through the callback, on a later loop turn). */
-hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, const char *const *values, int nvalues,
-                            hy_db_cb cb, void *data);
+hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, const char *const *values, int nvalues, hy_db_cb cb,
+                            void *data);
 
 /* The caller no longer wants the answer (the client went away): the callback will not run. The statement may still
  * complete on the server; its result is discarded and the connection goes back to the pool. Call at most once, and

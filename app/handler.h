@@ -31,13 +31,14 @@ typedef struct st_hy_param_t {
  * (`nparams` of them). Both stay valid until the request is disposed (the server copies params into req->pool).
  * The callback must answer the request, at once or later from an asynchronous callback. Returns 0; -1 makes the
  * server answer 500. */
-typedef int (*hy_handler_fn)(struct st_h2o_req_t *req, const struct st_hy_route_t *route, const hy_param_t *params,
-                             size_t nparams);
+typedef int (*hy_handler_fn)(struct st_h2o_req_t *req, const struct st_hy_route_t *route, const hy_param_t *params, size_t nparams);
 
 typedef struct st_hy_handler_def_t {
-    const char *name;     /* the name used in YAML, e.g. "health" or "users.get" */
-    hy_handler_fn on_req; /* the callback */
-    const char *summary;  /* one line for `hydrant check` and docs */
+    const char *name;                           /* the name used in YAML, e.g. "health" or "users.get" */
+    hy_handler_fn on_req;                       /* the callback */
+    const char *summary;                        /* one line for `hydrant check` and docs */
+    const struct st_hy_db_stmt_t *const *stmts; /* NULL-terminated statements it runs (prepared on every connection),
+                                                 * or NULL when the handler needs no database */
 } hy_handler_def_t;
 
 /* The registry is a NULL-name-terminated table defined in h2o-handlers/registry.c. */

@@ -84,3 +84,155 @@ char *hy_json_error_render(const char *code, const char *message, size_t *len)
     yajl_gen_free(gen);
     return out;
 }
+
+/* ---- reading request bodies ------------------------------------------------------------------------------------------- */
+
+#include <yajl/yajl_parse.h>
+
+typedef struct st_field_parser_t {
+    h2o_mem_pool_t *pool;     /* where strings go */
+    hy_json_field_t *fields;  /* what to fill */
+    size_t nfields;           /* how many */
+    int depth;                /* nesting depth: 1 inside the top-level object */
+    int top_is_object;        /* the document starts with '{' */
+    hy_json_field_t *current; /* the field whose value comes next at depth 1, or NULL */
+} field_parser_t;
+
+/* yajl allocates through the request pool: each block remembers its size so realloc can copy; free is a no-op. */
+static void *on_pool_malloc(void *ctx, size_t sz)
+{
+    size_t *p = h2o_mem_alloc_pool((h2o_mem_pool_t *)ctx, sz + sizeof(size_t));
+    *p = sz;
+    return p + 1;
+}
+
+static void *on_pool_realloc(void *ctx, void *ptr, size_t sz)
+{
+    void *n = on_pool_malloc(ctx, sz);
+    if (ptr != NULL) {
+        size_t old = ((size_t *)ptr)[-1];
+        memcpy(n, ptr, old < sz ? old : sz);
+    }
+    return n;
+}
+
+static void on_pool_free(void *ctx, void *ptr)
+{
+    (void)ctx, (void)ptr;
+}
+
+static int set_value(field_parser_t *p, hy_json_kind_t kind, const char *s, size_t len)
+{
+    if (p->depth == 0 && !p->top_is_object)
+        return 0; /* a scalar document: stop */
+    if (p->depth == 1 && p->current != NULL) {
+        p->current->kind = kind;
+        p->current->value = s != NULL ? h2o_strdup(p->pool, s, len) : h2o_iovec_init(NULL, 0);
+        p->current = NULL;
+    }
+    return 1;
+}
+
+static int on_null(void *ctx)
+{
+    return set_value(ctx, HY_JSON_NULL, NULL, 0);
+}
+
+static int on_boolean(void *ctx, int b)
+{
+    return set_value(ctx, HY_JSON_BOOL, b ? "true" : "false", b ? 4 : 5);
+}
+
+static int on_number(void *ctx, const char *s, size_t len)
+{
+    return set_value(ctx, HY_JSON_NUMBER, s, len);
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return set_value(ctx, HY_JSON_STRING, (const char *)s, len);
+}
+
+static int on_start_map(void *ctx)
+{
+    field_parser_t *p = ctx;
+    if (p->depth == 0)
+        p->top_is_object = 1;
+    else
+        set_value(p, HY_JSON_OBJECT, NULL, 0);
+    ++p->depth;
+    return 1;
+}
+
+static int on_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    field_parser_t *p = ctx;
+    if (p->depth != 1)
+        return 1;
+    p->current = NULL;
+    for (size_t i = 0; i != p->nfields; ++i)
+        if (strlen(p->fields[i].name) == len && memcmp(p->fields[i].name, key, len) == 0)
+            p->current = &p->fields[i];
+    return 1;
+}
+
+static int on_end_map(void *ctx)
+{
+    --((field_parser_t *)ctx)->depth;
+    return 1;
+}
+
+static int on_start_array(void *ctx)
+{
+    field_parser_t *p = ctx;
+    if (p->depth == 0)
+        return 0; /* the document is an array: stop */
+    set_value(p, HY_JSON_ARRAY, NULL, 0);
+    ++p->depth;
+    return 1;
+}
+
+static int on_end_array(void *ctx)
+{
+    --((field_parser_t *)ctx)->depth;
+    return 1;
+}
+
+static const yajl_callbacks field_callbacks = {on_null,      on_boolean, NULL,       NULL,           on_number,   on_string,
+                                               on_start_map, on_map_key, on_end_map, on_start_array, on_end_array};
+
+int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_json_field_t *fields, size_t nfields, char *err,
+                         size_t errlen)
+{
+    field_parser_t p = {pool, fields, nfields, 0, 0, NULL};
+    yajl_alloc_funcs afs = {on_pool_malloc, on_pool_realloc, on_pool_free, pool};
+    for (size_t i = 0; i != nfields; ++i) {
+        fields[i].kind = HY_JSON_ABSENT;
+        fields[i].value = h2o_iovec_init(NULL, 0);
+    }
+    yajl_handle h = yajl_alloc(&field_callbacks, &afs, &p);
+    yajl_status st = yajl_parse(h, (const unsigned char *)body, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    if (st == yajl_status_client_canceled || (st == yajl_status_ok && !p.top_is_object) || len == 0) {
+        snprintf(err, errlen, "the body must be a JSON object");
+        return -1;
+    }
+    if (st != yajl_status_ok) {
+        size_t at = yajl_get_bytes_consumed(h);
+        unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+        size_t mlen = strlen((const char *)msg);
+        while (mlen != 0 && (msg[mlen - 1] == '\n' || msg[mlen - 1] == ' '))
+            --mlen;
+        snprintf(err, errlen, "malformed JSON near byte %zu: %.*s", at, (int)mlen, (const char *)msg);
+        yajl_free_error(h, msg);
+        return -1;
+    }
+    return 0;
+}
+
+const char *hy_json_kind_name(hy_json_kind_t kind)
+{
+    static const char *const names[] = {"absent", "a string", "a number", "a boolean", "null", "an object", "an array"};
+    return names[kind];
+}

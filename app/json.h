@@ -25,4 +25,31 @@ void hy_json_kv_int(yajl_gen gen, const char *key, long long value);
  * (message may be NULL: then there is no "message" member). The caller frees it. */
 char *hy_json_error_render(const char *code, const char *message, size_t *len);
 
+/* ---- reading request bodies ------------------------------------------------------------------------------------------ */
+
+typedef enum en_hy_json_kind_t {
+    HY_JSON_ABSENT = 0, /* the member is not in the object */
+    HY_JSON_STRING,     /* value: the decoded UTF-8 string */
+    HY_JSON_NUMBER,     /* value: the number's text */
+    HY_JSON_BOOL,       /* value: "true" or "false" */
+    HY_JSON_NULL,       /* null */
+    HY_JSON_OBJECT,     /* an object (not kept) */
+    HY_JSON_ARRAY       /* an array (not kept) */
+} hy_json_kind_t;
+
+typedef struct st_hy_json_field_t {
+    const char *name;    /* member name to look for (in) */
+    hy_json_kind_t kind; /* what was found (out) */
+    h2o_iovec_t value;   /* its text, NUL-terminated, in the pool (out) */
+} hy_json_field_t;
+
+/* Parses `body` as one JSON object and fills the top-level members named in `fields` (other members are ignored; a
+ * repeated member keeps its last value). The parser allocates from `pool` only. Returns 0, or -1 with a short reason
+ * in err ("malformed JSON: ...", "the body must be a JSON object"). */
+int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_json_field_t *fields, size_t nfields, char *err,
+                         size_t errlen);
+
+/* The name of a kind for messages: "a string", "a number", "a boolean", "null", "an object", "an array", "absent". */
+const char *hy_json_kind_name(hy_json_kind_t kind);
+
 #endif

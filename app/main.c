@@ -7,6 +7,7 @@
 #include <yaml.h>
 #include <yajl/yajl_version.h>
 #include "config.h"
+#include "database.h"
 #include "server.h"
 
 /* Exit codes: 0 ok, 1 runtime failure, 2 config or usage error. */
@@ -25,6 +26,7 @@ static void usage_main(FILE *out)
           "commands:\n"
           "  serve [-c FILE]   serve the configuration (HTTP/1.1, h2c and TLS h2)\n"
           "  check [-c FILE]   validate the configuration and print a summary\n"
+          "  migrate [-c FILE] apply the database migrations (database.migrations) in order\n"
           "  version           print the version and the libraries' versions\n"
           "\n"
           "FILE defaults to $HYDRANT_CONFIG, else conf/hydrant.yaml.\n"
@@ -54,6 +56,17 @@ static void usage_command(const char *cmd, FILE *out)
               "Validates FILE (with the environment applied, as `serve` would) and prints a normalized summary:\n"
               "listeners, threads, timeouts, limits and routes with their handlers. Every error is reported as\n"
               "FILE:LINE:COL: key.path: message. Exit 0 when valid, 2 with errors.\n"
+              "\n"
+              "  -c, --config FILE   configuration file (default: $HYDRANT_CONFIG, else conf/hydrant.yaml)\n"
+              "  -h, --help          show this help\n",
+              out);
+    else if (strcmp(cmd, "migrate") == 0)
+        fputs("usage: hydrant migrate [-c FILE]\n"
+              "\n"
+              "Applies the NNNN_name.sql files of the database.migrations folder (default: migrations/ beside FILE)\n"
+              "in order, each in a transaction, recorded in the schema_migrations table. Files already applied are\n"
+              "skipped, so running it twice is a no-op. A failing migration stops with its file name and the\n"
+              "server's error, and nothing of it is applied. Exit 0 ok, 1 on a database error, 2 on a config error.\n"
               "\n"
               "  -c, --config FILE   configuration file (default: $HYDRANT_CONFIG, else conf/hydrant.yaml)\n"
               "  -h, --help          show this help\n",
@@ -131,6 +144,30 @@ static int cmd_serve(int argc, char **argv)
     return ret;
 }
 
+static int cmd_migrate(int argc, char **argv)
+{
+    const char *path;
+    int r = parse_config_option("migrate", argc, argv, &path);
+    if (r != 0)
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
+    hy_config_t *config = load(path);
+    if (config == NULL)
+        return EXIT_USAGE;
+    int ret = EXIT_OK;
+    if (!config->has_database) {
+        fprintf(stderr, "hydrant migrate: %s has no database section (and DATABASE_URL / DB_HOST are not set)\n", path);
+        ret = EXIT_USAGE;
+    } else {
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - path) : 1, slash != NULL ? path : ".");
+        if (hy_migrate(&config->database, dir, stdout, stderr) != 0)
+            ret = EXIT_RUNTIME;
+    }
+    hy_config_free(config);
+    return ret;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     for (int i = 0; i < argc; ++i) {
@@ -157,6 +194,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {

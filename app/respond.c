@@ -11,34 +11,62 @@ const h2o_iovec_t hy_type_plain = {H2O_STRLIT("text/plain; charset=utf-8")};
 const char *hy_reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -85,4 +113,50 @@ void hy_respond_error_dynamic(h2o_req_t *req, int status, const char *code, cons
         hy_json_kv_str(gen, "message", message);
     yajl_gen_map_close(gen);
     hy_respond(req, status, hy_type_json, hy_json_finish(gen, &req->pool));
+}
+
+/* ---- query strings ---------------------------------------------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int hy_query_get(h2o_req_t *req, const char *name, h2o_iovec_t *value)
+{
+    if (req->query_at == SIZE_MAX)
+        return -1;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ke = eq != NULL ? eq : pe;
+        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
+            const char *v = eq != NULL ? eq + 1 : pe;
+            char *out = h2o_mem_alloc_pool(&req->pool, (size_t)(pe - v) + 1);
+            size_t n = 0;
+            for (const char *s = v; s < pe; ++s) {
+                int hi, lo;
+                if (*s == '%' && pe - s >= 3 && (hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0) {
+                    out[n++] = (char)(hi << 4 | lo);
+                    s += 2;
+                } else {
+                    out[n++] = *s == '+' ? ' ' : *s;
+                }
+            }
+            out[n] = '\0';
+            *value = h2o_iovec_init(out, n);
+            return 0;
+        }
+        p = pe + 1;
+    }
+    return -1;
 }

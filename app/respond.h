@@ -33,4 +33,8 @@ void hy_respond_error_dynamic(h2o_req_t *req, int status, const char *code, cons
 extern const h2o_iovec_t hy_type_json;  /* "application/json" */
 extern const h2o_iovec_t hy_type_plain; /* "text/plain; charset=utf-8" */
 
+/* Finds query-string parameter `name` in req (first occurrence) and percent-decodes its value into req->pool.
+ * Returns 0 with *value set, or -1 when absent. */
+int hy_query_get(h2o_req_t *req, const char *name, h2o_iovec_t *value);
+
 #endif

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "database.h"
+#include "db.h"
 #include "handlers.h"
 #include "json.h"
 #include "respond.h"
@@ -29,35 +31,42 @@ typedef struct st_listener_t {
 } listener_t;
 
 struct st_hy_thread_t {
-    h2o_context_t ctx;              /* this thread's h2o context (first member: handlers reach the thread from it) */
-    size_t index;                   /* 0 .. threads-1 */
-    pthread_t tid;                  /* the thread */
-    struct st_server_t *server;     /* the process-wide state */
-    listener_t *listeners;          /* one per configured listener */
-    int *fds;                       /* listening fds made for this thread (SO_REUSEPORT), one per listener */
+    h2o_context_t ctx;                  /* this thread's h2o context (first member: handlers reach the thread from it) */
+    size_t index;                       /* 0 .. threads-1 */
+    pthread_t tid;                      /* the thread */
+    struct st_server_t *server;         /* the process-wide state */
+    listener_t *listeners;              /* one per configured listener */
+    int *fds;                           /* listening fds made for this thread (SO_REUSEPORT), one per listener */
     h2o_multithread_receiver_t control; /* messages from the main thread (shutdown, resume accepting) */
-    size_t num_conns;               /* connections this thread holds now */
-    size_t num_inflight;            /* requests this thread is serving now */
-    int accepting;                  /* listeners are reading */
-    int shutting_down;              /* a shutdown message arrived */
+    size_t num_conns;                   /* connections this thread holds now */
+    size_t num_inflight;                /* requests this thread is serving now */
+    int accepting;                      /* listeners are reading */
+    int shutting_down;                  /* a shutdown message arrived */
+    hy_db_local_t *db;                  /* this thread's part of the database pool, or NULL */
 };
 
 typedef struct st_root_handler_t {
-    h2o_handler_t super;          /* first member: h2o calls on_req with this */
-    struct st_server_t *server;   /* back pointer */
+    h2o_handler_t super;        /* first member: h2o calls on_req with this */
+    struct st_server_t *server; /* back pointer */
 } root_handler_t;
 
 typedef struct st_server_t {
-    const hy_config_t *config;        /* the config being served (read-only, shared by all threads) */
-    h2o_globalconf_t globalconf;      /* libh2o's configuration: timeouts, limits, the one root handler */
-    SSL_CTX **ssl_ctxs;               /* per listener; NULL for plain listeners */
-    hy_thread_t *threads;             /* config->threads of them */
-    _Atomic size_t num_conns;         /* connections open across all threads (for max_connections) */
-    hy_error_body_t not_found;        /* 404 body */
+    const hy_config_t *config;          /* the config being served (read-only, shared by all threads) */
+    h2o_globalconf_t globalconf;        /* libh2o's configuration: timeouts, limits, the one root handler */
+    SSL_CTX **ssl_ctxs;                 /* per listener; NULL for plain listeners */
+    hy_thread_t *threads;               /* config->threads of them */
+    _Atomic size_t num_conns;           /* connections open across all threads (for max_connections) */
+    hy_error_body_t not_found;          /* 404 body */
     hy_error_body_t method_not_allowed; /* 405 body */
-    hy_error_body_t bad_path;         /* 400 body for malformed paths */
-    hy_error_body_t internal_error;   /* 500 body for handlers that fail */
+    hy_error_body_t bad_path;           /* 400 body for malformed paths */
+    hy_error_body_t internal_error;     /* 500 body for handlers that fail */
+    hy_conninfo_t conninfo;             /* libpq parameters (point into config->database) */
+    hy_db_pool_t *db;                   /* the one pool, or NULL without a database */
+    const hy_db_stmt_t **stmts;         /* the statements the pool prepares (NULL-terminated) */
 } server_t;
+
+static _Atomic int draining;             /* set when SIGTERM starts the drain */
+static hy_db_pool_t *_Atomic process_db; /* the pool, for readiness */
 
 typedef struct st_control_message_t {
     h2o_multithread_message_t super; /* first member */
@@ -82,6 +91,22 @@ size_t hy_thread_index(const hy_thread_t *thread)
     return thread->index;
 }
 
+hy_db_local_t *hy_thread_db(hy_thread_t *thread)
+{
+    return thread->db;
+}
+
+int hy_server_draining(void)
+{
+    return atomic_load(&draining);
+}
+
+int hy_server_db_ready(void)
+{
+    hy_db_pool_t *pool = atomic_load(&process_db);
+    return pool == NULL || hy_db_pool_ready(pool);
+}
+
 static void on_inflight_dispose(void *p)
 {
     inflight_t *f = p;
@@ -102,8 +127,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *buf = h2o_mem_alloc_pool(&req->pool, path_len + HY_MAX_PARAMS + 1);
     hy_match_t match;
-    switch (hy_router_match(server->config->router, method, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1,
-                            &match)) {
+    switch (hy_router_match(server->config->router, method, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &match)) {
     case HY_MATCH_OK:
         break;
     case HY_MATCH_NOT_FOUND:
@@ -221,7 +245,8 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         h2o_linklist_unlink(&m->super.link);
         if (m->kind == CONTROL_SHUTDOWN)
             begin_shutdown(thread);
-        else if (m->kind == CONTROL_RESUME && atomic_load(&thread->server->num_conns) < thread->server->config->limits.max_connections)
+        else if (m->kind == CONTROL_RESUME &&
+                 atomic_load(&thread->server->num_conns) < thread->server->config->limits.max_connections)
             start_accepting(thread);
         free(m);
     }
@@ -249,6 +274,8 @@ static void *thread_main(void *arg)
         l->sock = h2o_evloop_socket_create(thread->ctx.loop, thread->fds[i], H2O_SOCKET_FLAG_DONT_READ);
         l->sock->data = l;
     }
+    if (server->db != NULL)
+        thread->db = hy_db_local_attach(server->db, thread->index, thread->ctx.loop, thread->ctx.queue);
     start_accepting(thread);
 
     while (!thread->shutting_down)
@@ -267,6 +294,10 @@ static void *thread_main(void *arg)
             if (thread->num_inflight == 0)
                 break;
         }
+    }
+    if (thread->db != NULL) {
+        hy_db_local_detach(thread->db);
+        h2o_evloop_run(thread->ctx.loop, 0); /* frees the sockets the detach closed */
     }
     hy_json_thread_dispose();
     return NULL;
@@ -294,7 +325,8 @@ static int open_listener(const hy_listener_t *l, int reuseport)
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
         int e = errno;
-        const char *fmt = strchr(l->host, ':') != NULL ? "hydrant: cannot listen on [%s]:%u: %s\n" : "hydrant: cannot listen on %s:%u: %s\n";
+        const char *fmt =
+            strchr(l->host, ':') != NULL ? "hydrant: cannot listen on [%s]:%u: %s\n" : "hydrant: cannot listen on %s:%u: %s\n";
         fprintf(stderr, fmt, l->host, (unsigned)l->port, strerror(e));
         if (fd != -1)
             close(fd);
@@ -355,6 +387,50 @@ static void setup_globalconf(server_t *server)
     server->internal_error = hy_error_body_render(500, "internal_error", "the handler failed");
 }
 
+/* ---- the database pool ------------------------------------------------------------------------------------------------ */
+
+/* Creates the pool with every statement of the handlers the routes use (each statement once). Returns 0 or -1. */
+static int setup_database(server_t *server)
+{
+    const hy_config_t *c = server->config;
+    if (!c->has_database)
+        return 0;
+    size_t cap = 0, n = 0;
+    for (size_t i = 0; i != c->nroutes; ++i)
+        if (c->routes[i].kind == HY_ROUTE_HANDLER && c->routes[i].handler->stmts != NULL)
+            for (const hy_db_stmt_t *const *s = c->routes[i].handler->stmts; *s != NULL; ++s)
+                ++cap;
+    const hy_db_stmt_t **stmts = calloc(cap + 1, sizeof(*stmts));
+    if (stmts == NULL)
+        abort();
+    for (size_t i = 0; i != c->nroutes; ++i) {
+        if (c->routes[i].kind != HY_ROUTE_HANDLER || c->routes[i].handler->stmts == NULL)
+            continue;
+        for (const hy_db_stmt_t *const *s = c->routes[i].handler->stmts; *s != NULL; ++s) {
+            size_t k = 0;
+            while (k != n && stmts[k] != *s)
+                ++k;
+            if (k == n)
+                stmts[n++] = *s;
+        }
+    }
+    hy_db_settings_t settings;
+    hy_conninfo_build(&c->database, &server->conninfo);
+    hy_db_settings_build(&c->database, &server->conninfo, &settings);
+    server->db = hy_db_pool_create(&settings, (const hy_db_stmt_t *const *)stmts, n, c->threads);
+    if (server->db == NULL) {
+        fprintf(stderr, "hydrant: cannot create the database pool\n");
+        free(stmts);
+        return -1;
+    }
+    server->stmts = stmts;
+    char where[256];
+    hy_database_describe(&c->database, where, sizeof(where));
+    fprintf(stderr, "hydrant: database %s (pool: max_open=%ju, %zu statements)\n", where, (uintmax_t)c->database.max_open, n);
+    atomic_store(&process_db, server->db);
+    return 0;
+}
+
 /* ---- running ---------------------------------------------------------------------------------------------------------- */
 
 static int open_all_listeners(server_t *server)
@@ -402,6 +478,8 @@ int hy_server_run(const hy_config_t *config)
     if (open_all_listeners(&server) != 0)
         goto Exit;
     setup_globalconf(&server);
+    if (setup_database(&server) != 0)
+        goto Exit;
 
     /* Signals go to the main thread only, which waits for them below. */
     sigemptyset(&sigs);
@@ -434,6 +512,7 @@ int hy_server_run(const hy_config_t *config)
         if (sig == SIGHUP)
             fprintf(stderr, "hydrant: SIGHUP ignored (configuration reload is not supported yet)\n");
     }
+    atomic_store(&draining, 1);
     fprintf(stderr, "hydrant: shutting down: draining connections (up to %llums)\n",
             (unsigned long long)config->timeouts.shutdown_ms);
     for (size_t t = 0; t != config->threads; ++t) {
@@ -445,6 +524,9 @@ int hy_server_run(const hy_config_t *config)
     }
     for (size_t t = 0; t != config->threads; ++t)
         pthread_join(server.threads[t].tid, NULL);
+    atomic_store(&process_db, NULL);
+    hy_db_pool_free(server.db);
+    free(server.stmts);
     fprintf(stderr, "hydrant: stopped\n");
     ret = 0;
     /* Contexts and loops are left to process exit: connections still open past the shutdown deadline belong to

@@ -19,4 +19,13 @@ hy_thread_t *hy_thread_of(h2o_req_t *req);
 /* Index of a thread, 0 .. threads-1. */
 size_t hy_thread_index(const hy_thread_t *thread);
 
+/* This thread's part of the database pool, or NULL when no `database` is configured. */
+struct st_hy_db_local_t *hy_thread_db(hy_thread_t *thread);
+
+/* 1 once SIGTERM started the drain (readiness turns 503). Any thread. */
+int hy_server_draining(void);
+
+/* 1 when no database is configured or the pool has a live connection. Any thread. */
+int hy_server_db_ready(void);
+
 #endif

@@ -18,4 +18,23 @@ int hy_json_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *pa
  * snapshot, which outlives the request). */
 int hy_static_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
 
+/* `handler: ready`: 200 {"status":"ready"} when the database pool can serve (or none is configured) and the server is
+ * not draining; 503 otherwise. */
+int hy_ready_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+
+/* The users API (users.c). Routes pass the user id as the first path parameter (`{id:int}`). */
+int hy_users_get_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+int hy_users_create_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+int hy_users_list_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+int hy_users_update_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+int hy_users_delete_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+int hy_users_profile_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+
+/* The statements the users handlers run, NULL-terminated. */
+extern const struct st_hy_db_stmt_t *const hy_users_stmts[];
+
+/* 1 when `e` (len bytes) is a plausible email address: one '@', local part 1-64, a dotted domain, <= 254 bytes, no
+ * spaces, controls or specials. */
+int hy_email_plausible(const char *e, size_t len);
+
 #endif

@@ -18,9 +18,9 @@ static const hy_db_stmt_t stmt_count = {
 static const hy_db_stmt_t *const stmts[] = {&stmt_add, &stmt_sleep, &stmt_fail, &stmt_count};
 
 typedef struct st_loop_t {
-    h2o_evloop_t *loop;            /* the thread's loop */
+    h2o_evloop_t *loop;             /* the thread's loop */
     h2o_multithread_queue_t *queue; /* its queue */
-    hy_db_local_t *local;          /* its pool attachment */
+    hy_db_local_t *local;           /* its pool attachment */
 } loop_t;
 
 static const char *kw[] = {"dbname", NULL};
@@ -71,11 +71,11 @@ static int run_until(loop_t *l, _Atomic int *done, uint64_t timeout_ms)
 }
 
 typedef struct st_answer_t {
-    _Atomic int done;     /* set by the callback */
+    _Atomic int done;      /* set by the callback */
     hy_db_status_t status; /* what it got */
-    char value[64];       /* first cell */
-    char sqlstate[8];     /* for errors */
-    uint64_t at;          /* when */
+    char value[64];        /* first cell */
+    char sqlstate[8];      /* for errors */
+    uint64_t at;           /* when */
 } answer_t;
 
 static void on_answer(void *data, const hy_db_result_t *r)

@@ -1,0 +1,1049 @@
+/* check_config.c: unit tests of the configuration DSL (app/config.c, app/config_yaml.c, app/diags.c): every error kind
+ * with its exact message, defaults, ${VAR} interpolation, environment overrides, TLS file checks and the summary. */
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/ssl.h>
+#include "config.h"
+
+#define FIXTURES "tests/fixtures/conf/"
+
+/* ---- helpers --------------------------------------------------------------------------------------------------------- */
+
+/* Every variable a test may set; unset before each test so that the runner's environment cannot leak in. */
+static const char *const test_env[] = {
+    "SERVER_PORT",  "SERVER_READ_TIMEOUT", "SERVER_WRITE_TIMEOUT", "SERVER_IDLE_TIMEOUT", "HY_TEST_CERT",       "HY_TEST_KEY",
+    "HY_TEST_HOST", "HY_TEST_PORT",        "HY_TEST_IDLE",         "HY_TEST_CURRENCY",    "HY_TEST_UNSET_HOST", "HY_TEST_A",
+    "HY_TEST_B",    "HYDRANT_TLS_CERT",    "HYDRANT_TLS_KEY",      "HYDRANT_TLS_PORT",
+};
+
+static void clear_env(void)
+{
+    for (size_t i = 0; i != sizeof(test_env) / sizeof(test_env[0]); ++i)
+        unsetenv(test_env[i]);
+}
+
+/* Joins messages with "\n" into buf. */
+static const char *join(const char *const *msgs, size_t n, char *buf, size_t bufsize)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i != n; ++i) {
+        int w = snprintf(buf + o, bufsize - o, "%s%s", i != 0 ? "\n" : "", msgs[i]);
+        ck_assert(w >= 0 && (size_t)w < bufsize - o);
+        o += (size_t)w;
+    }
+    return buf;
+}
+
+/* Loads `path`, which must fail, and asserts that the messages are exactly `expected` (NULL-terminated), in order. */
+static void expect_errors_v(const char *path, const char *const *expected)
+{
+    static char want[16384], got[16384];
+    hy_diags_t d = {NULL, 0, 0};
+    size_t n = 0;
+
+    while (expected[n] != NULL)
+        ++n;
+    hy_config_t *config = hy_config_load(path, &d);
+    ck_assert_msg(config == NULL, "%s should not load", path);
+    join(expected, n, want, sizeof(want));
+    join((const char *const *)d.msgs, d.count, got, sizeof(got));
+    ck_assert_str_eq(got, want);
+    hy_diags_clear(&d);
+}
+#define expect_errors(path, ...)                                                                                                   \
+    do {                                                                                                                           \
+        static const char *const expected_[] = {__VA_ARGS__, NULL};                                                                \
+        expect_errors_v((path), expected_);                                                                                        \
+    } while (0)
+
+/* Loads `path`, which must succeed without any message. The caller frees the config. */
+static hy_config_t *load_ok(const char *path)
+{
+    hy_diags_t d = {NULL, 0, 0};
+    char got[8192];
+    hy_config_t *config = hy_config_load(path, &d);
+    ck_assert_msg(config != NULL, "%s should load, got:\n%s", path, join((const char *const *)d.msgs, d.count, got, sizeof(got)));
+    ck_assert_uint_eq(d.count, 0);
+    hy_diags_clear(&d);
+    return config;
+}
+
+/* Parses `text` as the config file `path`; returns the config or NULL, and the first message in first (or ""). */
+static hy_config_t *parse_text(const char *path, const char *text, size_t len, char *first, size_t firstsize)
+{
+    hy_diags_t d = {NULL, 0, 0};
+    hy_config_t *config = hy_config_parse(path, text, len, &d);
+    snprintf(first, firstsize, "%s", d.count != 0 ? d.msgs[0] : "");
+    hy_diags_clear(&d);
+    return config;
+}
+
+/* Runs `fn(config, out)` and returns what it printed (malloc'ed). */
+static char *capture_summary(const hy_config_t *config)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(out);
+    hy_config_print_summary(config, out);
+    fclose(out);
+    return buf;
+}
+
+/* ---- YAML syntax and document shape ---------------------------------------------------------------------------------- */
+
+START_TEST(test_yaml_syntax_error)
+{
+    expect_errors(FIXTURES "yaml_syntax.yaml",
+                  FIXTURES "yaml_syntax.yaml:4:17: yaml: mapping values are not allowed in this context");
+}
+END_TEST
+
+START_TEST(test_empty_file)
+{
+    expect_errors(FIXTURES "empty.yaml",
+                  FIXTURES "empty.yaml:1:1: the configuration is empty (expected a mapping with \"server\" and \"routes\")");
+    char first[512];
+    ck_assert_ptr_null(parse_text("buf.yaml", "", 0, first, sizeof(first)));
+    ck_assert_str_eq(first, "buf.yaml:1:1: the configuration is empty (expected a mapping with \"server\" and \"routes\")");
+    ck_assert_ptr_null(parse_text("buf.yaml", "---\n~\n", 6, first, sizeof(first)));
+    ck_assert_str_eq(first, "buf.yaml:2:1: the configuration is empty (expected a mapping with \"server\" and \"routes\")");
+}
+END_TEST
+
+START_TEST(test_not_a_mapping)
+{
+    expect_errors(FIXTURES "not_mapping.yaml",
+                  FIXTURES "not_mapping.yaml:1:1: expected a mapping at the top level, got a sequence");
+    char first[512];
+    ck_assert_ptr_null(parse_text("buf.yaml", "hello\n", 6, first, sizeof(first)));
+    ck_assert_str_eq(first, "buf.yaml:1:1: expected a mapping at the top level, got a scalar");
+}
+END_TEST
+
+START_TEST(test_aliases_refused)
+{
+    expect_errors(FIXTURES "alias.yaml", FIXTURES "alias.yaml:6:7: yaml: aliases (*name) are not supported");
+}
+END_TEST
+
+START_TEST(test_one_document_only)
+{
+    expect_errors(FIXTURES "two_documents.yaml", FIXTURES "two_documents.yaml:8:1: yaml: only one document is allowed");
+}
+END_TEST
+
+START_TEST(test_nesting_limit)
+{
+    char text[512], first[512];
+    size_t n = 0;
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "a: ");
+    for (int i = 0; i != 100; ++i)
+        text[n++] = '[';
+    for (int i = 0; i != 100; ++i)
+        text[n++] = ']';
+    text[n] = '\0';
+    ck_assert_ptr_null(parse_text("deep.yaml", text, n, first, sizeof(first)));
+    ck_assert_str_eq(first, "deep.yaml:1:67: yaml: nesting deeper than 64 levels");
+}
+END_TEST
+
+START_TEST(test_bad_encoding)
+{
+    char first[512];
+    static const char text[] = "server:\n  listen: \"\xff\"\n";
+    ck_assert_ptr_null(parse_text("enc.yaml", text, sizeof(text) - 1, first, sizeof(first)));
+    ck_assert_str_eq(first, "enc.yaml:2:12: yaml: invalid leading UTF-8 octet");
+}
+END_TEST
+
+START_TEST(test_unreadable_file)
+{
+    expect_errors(FIXTURES "does_not_exist.yaml", FIXTURES "does_not_exist.yaml: cannot read: No such file or directory");
+    expect_errors(FIXTURES, FIXTURES ": cannot read: Is a directory");
+}
+END_TEST
+
+/* ---- keys ------------------------------------------------------------------------------------------------------------ */
+
+START_TEST(test_unknown_keys)
+{
+    expect_errors(FIXTURES "unknown_key.yaml",
+                  FIXTURES "unknown_key.yaml:5:3: server.threadz: unknown key \"threadz\" (did you mean \"threads\"?)",
+                  FIXTURES "unknown_key.yaml:7:5: server.timeouts.idel: unknown key \"idel\" (did you mean \"idle\"?)",
+                  FIXTURES "unknown_key.yaml:11:5: routes[0].threads: unknown key \"threads\" (it belongs in server)",
+                  FIXTURES "unknown_key.yaml:12:1: frobnicate: unknown key \"frobnicate\"");
+}
+END_TEST
+
+START_TEST(test_missing_required_keys)
+{
+    expect_errors(FIXTURES "missing_sections.yaml", FIXTURES "missing_sections.yaml:2:1: version: unknown key \"version\"",
+                  FIXTURES "missing_sections.yaml:2:1: missing required key \"server\"",
+                  FIXTURES "missing_sections.yaml:2:1: missing required key \"routes\"");
+}
+END_TEST
+
+START_TEST(test_duplicate_keys)
+{
+    expect_errors(FIXTURES "duplicate_key.yaml",
+                  FIXTURES "duplicate_key.yaml:5:7: server.listen[0].port: duplicate key \"port\" (first at line 4)",
+                  FIXTURES "duplicate_key.yaml:8:5: server.timeouts.request_header: \"request_header\" and \"read\" are the same "
+                           "setting (line 7); give only one",
+                  FIXTURES "duplicate_key.yaml:12:1: server: duplicate key \"server\" (first at line 1)");
+}
+END_TEST
+
+START_TEST(test_wrong_node_kinds)
+{
+    expect_errors(FIXTURES "wrong_types.yaml", FIXTURES "wrong_types.yaml:3:5: server.listen: expected a sequence, got a mapping",
+                  FIXTURES "wrong_types.yaml:5:13: server.timeouts: expected a mapping, got a sequence",
+                  FIXTURES "wrong_types.yaml:7:12: server.limits.http2: expected a mapping, got a scalar",
+                  FIXTURES "wrong_types.yaml:8:11: server.threads: expected \"auto\" or an integer, got an empty value",
+                  FIXTURES "wrong_types.yaml:10:11: routes[0].path: expected a string, got a sequence",
+                  FIXTURES "wrong_types.yaml:11:14: routes[0].handler: expected a string, got a mapping",
+                  FIXTURES "wrong_types.yaml:13:14: routes[1].methods: expected a sequence, got a scalar",
+                  FIXTURES "wrong_types.yaml:14:13: routes[1].static: expected a mapping, got a scalar",
+                  FIXTURES "wrong_types.yaml:15:5: routes[2]: expected a mapping, got a scalar");
+}
+END_TEST
+
+START_TEST(test_secrets_never_shown)
+{
+    hy_diags_t d = {NULL, 0, 0};
+    ck_assert_ptr_null(hy_config_load(FIXTURES "secret.yaml", &d));
+    ck_assert_uint_eq(d.count, 1);
+    ck_assert_str_eq(d.msgs[0], FIXTURES "secret.yaml:5:3: server.db_password: unknown key \"db_password\"");
+    ck_assert_ptr_null(strstr(d.msgs[0], "hunter2"));
+    hy_diags_clear(&d);
+}
+END_TEST
+
+/* ---- values ---------------------------------------------------------------------------------------------------------- */
+
+START_TEST(test_bad_durations)
+{
+    expect_errors(
+        FIXTURES "bad_durations.yaml",
+        FIXTURES "bad_durations.yaml:6:16: server.timeouts.handshake: expected a duration (e.g. 250ms, 5s, 1m30s), got \"5\"",
+        FIXTURES "bad_durations.yaml:7:11: server.timeouts.read: must be greater than 0",
+        FIXTURES "bad_durations.yaml:8:12: server.timeouts.write: expected a duration (e.g. 250ms, 5s, 1m30s), got \"1.5s\"",
+        FIXTURES "bad_durations.yaml:9:11: server.timeouts.idle: expected a duration (e.g. 250ms, 5s, 1m30s), got \"5x\"",
+        FIXTURES "bad_durations.yaml:10:14: server.timeouts.request: expected a duration (e.g. 250ms, 5s, 1m30s), got \"-1s\"",
+        FIXTURES "bad_durations.yaml:11:15: server.timeouts.shutdown: expected a duration (e.g. 250ms, 5s, 1m30s), got \"30s1m\"",
+        FIXTURES "bad_durations.yaml:15:14: routes[0].timeout: expected a duration (e.g. 250ms, 5s, 1m30s), got "
+                 "\"99999999999999999999h\"");
+}
+END_TEST
+
+START_TEST(test_zero_timeouts)
+{
+    expect_errors(FIXTURES "zero_timeouts.yaml",
+                  FIXTURES "zero_timeouts.yaml:6:16: server.timeouts.handshake: must be greater than 0",
+                  FIXTURES "zero_timeouts.yaml:7:11: server.timeouts.read: must be greater than 0",
+                  FIXTURES "zero_timeouts.yaml:8:12: server.timeouts.write: must be greater than 0",
+                  FIXTURES "zero_timeouts.yaml:9:11: server.timeouts.idle: must be greater than 0",
+                  FIXTURES "zero_timeouts.yaml:13:14: routes[0].timeout: must be greater than 0");
+}
+END_TEST
+
+START_TEST(test_bad_sizes_and_limits)
+{
+    expect_errors(
+        FIXTURES "bad_sizes.yaml", FIXTURES "bad_sizes.yaml:6:22: server.limits.max_connections: 0 is out of range (1-1000000)",
+        FIXTURES "bad_sizes.yaml:7:23: server.limits.max_request_body: expected a size (e.g. 512, 64KiB, 1MiB), got \"1mb\"",
+        FIXTURES "bad_sizes.yaml:9:31: server.limits.http2.max_concurrent_streams: 200 is out of range (1-100): libh2o "
+                 "2.2.5 always advertises 100 concurrent streams");
+}
+END_TEST
+
+START_TEST(test_bad_ports)
+{
+    expect_errors(
+        FIXTURES "bad_ports.yaml", FIXTURES "bad_ports.yaml:4:13: server.listen[0].port: expected an integer, got \"http\"",
+        FIXTURES "bad_ports.yaml:6:13: server.listen[1].port: 0 is out of range (1-65535)",
+        FIXTURES "bad_ports.yaml:8:13: server.listen[2].port: 70000 is out of range (1-65535)",
+        FIXTURES "bad_ports.yaml:9:13: server.listen[3].host: bad host \"bad host\" (expected an address like 127.0.0.1 "
+                 "or ::, or a host name)",
+        FIXTURES "bad_ports.yaml:11:13: server.listen[4].host: bad host \"[::1]\" (write an IPv6 address without brackets, "
+                 "e.g. ::1)");
+}
+END_TEST
+
+START_TEST(test_bad_values)
+{
+    expect_errors(
+        FIXTURES "bad_values.yaml",
+        FIXTURES "bad_values.yaml:8:22: server.listen[0].tls.min_version: unsupported TLS version \"TLSv1.1\" (expected TLSv1.2 or "
+                 "TLSv1.3)",
+        FIXTURES "bad_values.yaml:6:22: server.listen[0].tls.certificate: cannot read \"cert.pem\": No such file or directory",
+        FIXTURES "bad_values.yaml:7:14: server.listen[0].tls.key: cannot read \"key.pem\": No such file or directory",
+        FIXTURES "bad_values.yaml:9:12: server.threads: 0 is out of range (1-256)",
+        FIXTURES "bad_values.yaml:11:23: server.limits.max_request_body: 2GiB is out of range (1-1GiB)",
+        FIXTURES "bad_values.yaml:13:31: server.limits.http2.max_concurrent_streams: 0 is out of range (1-100)",
+        FIXTURES "bad_values.yaml:17:15: routes[0].static.status: 700 is out of range (200-599)",
+        FIXTURES "bad_values.yaml:18:21: routes[0].static.content_type: \"\" is not a valid header value",
+        FIXTURES "bad_values.yaml:21:15: routes[1].static.status: expected an integer, got \"ok\"");
+}
+END_TEST
+
+START_TEST(test_listener_errors)
+{
+    expect_errors(FIXTURES "listen_errors.yaml", FIXTURES "listen_errors.yaml:5:7: server.listen[1]: missing required key \"host\"",
+                  FIXTURES "listen_errors.yaml:8:7: server.listen[3]: expected a mapping, got a scalar",
+                  FIXTURES "listen_errors.yaml:6:7: server.listen[2]: duplicate listener 127.0.0.1:8080 (already declared by "
+                           "server.listen[0] at line 3)");
+    expect_errors(FIXTURES "listen_empty.yaml", FIXTURES "listen_empty.yaml:2:11: server.listen: at least one listener is required",
+                  FIXTURES "listen_empty.yaml:3:9: routes: at least one route is required");
+}
+END_TEST
+
+START_TEST(test_multiple_errors_all_reported)
+{
+    expect_errors(
+        FIXTURES "multiple_errors.yaml",
+        FIXTURES "multiple_errors.yaml:5:13: server.listen[0].port: 80800 is out of range (1-65535)",
+        FIXTURES "multiple_errors.yaml:6:12: server.threads: expected \"auto\" or an integer, got \"lots\"",
+        FIXTURES "multiple_errors.yaml:8:11: server.timeouts.read: expected a duration (e.g. 250ms, 5s, 1m30s), got \"soon\"",
+        FIXTURES "multiple_errors.yaml:10:23: server.limits.max_request_body: expected a size (e.g. 512, 64KiB, 1MiB), got "
+                 "\"huge\"",
+        FIXTURES "multiple_errors.yaml:13:14: routes[0].handler: unknown handler \"nope\"",
+        FIXTURES "multiple_errors.yaml:14:5: routes[1]: missing \"handler\" or \"static\" (a route needs one of them)",
+        FIXTURES "multiple_errors.yaml:15:5: routes[2].pth: unknown key \"pth\" (did you mean \"path\"?)",
+        FIXTURES "multiple_errors.yaml:15:5: routes[2]: missing required key \"path\"");
+}
+END_TEST
+
+/* ---- routes ---------------------------------------------------------------------------------------------------------- */
+
+START_TEST(test_duplicate_routes)
+{
+    expect_errors(FIXTURES "duplicate_routes.yaml",
+                  FIXTURES "duplicate_routes.yaml:8:11: routes[1].path: duplicate route: GET,HEAD /users/{uid} is already declared "
+                           "by routes[0] at line 6",
+                  FIXTURES "duplicate_routes.yaml:13:11: routes[3].path: duplicate route: HEAD /users/{id} is already declared by "
+                           "routes[0] at line 6",
+                  FIXTURES "duplicate_routes.yaml:19:11: routes[5].path: duplicate route: DELETE /items is already declared by "
+                           "routes[4] at line 16");
+}
+END_TEST
+
+START_TEST(test_unknown_handler)
+{
+    expect_errors(FIXTURES "unknown_handler.yaml",
+                  FIXTURES "unknown_handler.yaml:7:14: routes[0].handler: unknown handler \"helth\" (did you mean \"health\"?)",
+                  FIXTURES "unknown_handler.yaml:9:14: routes[1].handler: unknown handler \"frobnicator\"",
+                  FIXTURES
+                  "unknown_handler.yaml:11:14: routes[2].handler: unknown handler \"plain\" (did you mean \"plaintext\"?)");
+}
+END_TEST
+
+START_TEST(test_handler_xor_static)
+{
+    expect_errors(FIXTURES "handler_and_static.yaml",
+                  FIXTURES "handler_and_static.yaml:6:5: routes[0]: give either \"handler\" or \"static\", not both",
+                  FIXTURES
+                  "handler_and_static.yaml:10:5: routes[1]: missing \"handler\" or \"static\" (a route needs one of them)");
+}
+END_TEST
+
+START_TEST(test_methods)
+{
+    expect_errors(FIXTURES "methods.yaml",
+                  FIXTURES "methods.yaml:7:15: routes[0].methods[0]: unknown method \"GTE\" (expected one of GET HEAD POST PUT "
+                           "DELETE PATCH OPTIONS)",
+                  FIXTURES "methods.yaml:7:20: routes[0].methods[1]: unknown method \"post\" (did you mean \"POST\"?)",
+                  FIXTURES "methods.yaml:7:31: routes[0].methods[3]: duplicate method \"GET\"",
+                  FIXTURES "methods.yaml:7:36: routes[0].methods[4]: unknown method \"BREW\" (expected one of GET HEAD POST PUT "
+                           "DELETE PATCH OPTIONS)",
+                  FIXTURES "methods.yaml:10:14: routes[1].methods: at least one method is required");
+}
+END_TEST
+
+START_TEST(test_static_headers)
+{
+    expect_errors(
+        FIXTURES "static_headers.yaml",
+        FIXTURES "static_headers.yaml:9:9: routes[0].static.headers.x bad: bad header name \"x bad\" (expected an HTTP token such "
+                 "as x-frame-options)",
+        FIXTURES "static_headers.yaml:10:9: routes[0].static.headers.Content-Length: header \"content-length\" may not be set here "
+                 "(the server sets it)",
+        FIXTURES
+        "static_headers.yaml:11:9: routes[0].static.headers.Date: header \"date\" may not be set here (the server sets it)",
+        FIXTURES "static_headers.yaml:12:9: routes[0].static.headers.Connection: header \"connection\" may not be set here (the "
+                 "server sets it)",
+        FIXTURES
+        "static_headers.yaml:13:9: routes[0].static.headers.Content-Type: header \"content-type\" may not be set here (use "
+        "content_type)",
+        FIXTURES "static_headers.yaml:15:9: routes[0].static.headers.x-frame-options: duplicate header \"x-frame-options\"",
+        FIXTURES "static_headers.yaml:16:18: routes[0].static.headers.X-Split: header values may not contain control characters "
+                 "(CR, LF...)",
+        FIXTURES "static_headers.yaml:17:17: routes[0].static.headers.X-Empty: expected a string, got an empty value");
+}
+END_TEST
+
+START_TEST(test_bad_template_uses_router_message)
+{
+    /* the text after "routes[0].path: " is the router's own reason */
+    hy_diags_t d = {NULL, 0, 0};
+    ck_assert_ptr_null(hy_config_load(FIXTURES "bad_template.yaml", &d));
+    ck_assert_uint_eq(d.count, 1);
+    const char *prefix = FIXTURES "bad_template.yaml:6:11: routes[0].path: ";
+    ck_assert_msg(strncmp(d.msgs[0], prefix, strlen(prefix)) == 0 && strlen(d.msgs[0]) > strlen(prefix), "got %s", d.msgs[0]);
+    hy_diags_clear(&d);
+}
+END_TEST
+
+START_TEST(test_route_model)
+{
+    hy_config_t *c = load_ok(FIXTURES "static_route.yaml");
+    ck_assert_uint_eq(c->nroutes, 3);
+
+    const hy_route_t *r = &c->routes[0];
+    ck_assert_str_eq(r->path, "/robots.txt");
+    ck_assert_int_eq(r->kind, HY_ROUTE_STATIC);
+    ck_assert_uint_eq(r->methods, HY_METHOD_GET | HY_METHOD_HEAD);
+    ck_assert_int_eq(r->static_.status, 200);
+    ck_assert_str_eq(r->static_.content_type, "text/plain; charset=utf-8");
+    ck_assert_uint_eq(r->static_.body_len, 24);
+    ck_assert_str_eq(r->static_.body, "User-agent: *\nDisallow:\n");
+    ck_assert_uint_eq(r->static_.nheaders, 0);
+    ck_assert_uint_eq(r->timeout_ms, 0);
+    ck_assert_uint_eq(r->index, 0);
+    ck_assert_uint_eq(r->pos.line, 7);
+    ck_assert_uint_eq(r->pos.col, 5);
+
+    r = &c->routes[1];
+    ck_assert_uint_eq(r->methods, HY_METHOD_GET | HY_METHOD_HEAD | HY_METHOD_POST); /* GET implies HEAD */
+    ck_assert_int_eq(r->static_.status, 418);
+    ck_assert_str_eq(r->static_.content_type, "application/json");
+    ck_assert_uint_eq(r->static_.body_len, 9); /* {"a":"\0"} keeps its NUL byte */
+    ck_assert_mem_eq(r->static_.body, "{\"a\":\"\0\"}", 9);
+    ck_assert_uint_eq(r->static_.nheaders, 2);
+    ck_assert_str_eq(r->static_.headers[0].name, "x-frame-options");
+    ck_assert_str_eq(r->static_.headers[0].value, "DENY");
+    ck_assert_str_eq(r->static_.headers[1].name, "cache-control");
+    ck_assert_str_eq(r->static_.headers[1].value, "max-age=60");
+    ck_assert_uint_eq(r->timeout_ms, 250);
+
+    r = &c->routes[2];
+    ck_assert_int_eq(r->kind, HY_ROUTE_HANDLER);
+    ck_assert_str_eq(r->handler_name, "json");
+    ck_assert_ptr_eq(r->handler, hy_handler_lookup("json"));
+    ck_assert_uint_eq(r->methods, HY_METHOD_POST | HY_METHOD_PUT | HY_METHOD_DELETE | HY_METHOD_PATCH | HY_METHOD_OPTIONS);
+
+    ck_assert_ptr_nonnull(c->router);
+    ck_assert_uint_eq(c->threads, 3);
+    ck_assert_int_eq(c->threads_auto, 0);
+    ck_assert_str_eq(c->listeners[0].host, "::");
+    hy_config_free(c);
+}
+END_TEST
+
+/* ---- defaults and the summary ---------------------------------------------------------------------------------------- */
+
+START_TEST(test_minimal_defaults)
+{
+    hy_config_t *c = load_ok(FIXTURES "minimal.yaml");
+    ck_assert_str_eq(c->file, FIXTURES "minimal.yaml");
+    ck_assert_uint_eq(c->nlisteners, 1);
+    ck_assert_str_eq(c->listeners[0].host, "127.0.0.1");
+    ck_assert_uint_eq(c->listeners[0].port, 8080);
+    ck_assert_ptr_null(c->listeners[0].tls);
+    ck_assert_uint_eq(c->listeners[0].pos.line, 4);
+    ck_assert_uint_eq(c->listeners[0].pos.col, 7);
+    ck_assert_int_eq(c->threads_auto, 1);
+    ck_assert_uint_eq(c->threads, hy_cpu_count() < 256 ? hy_cpu_count() : 256);
+    ck_assert_uint_eq(c->timeouts.handshake_ms, 10000);
+    ck_assert_uint_eq(c->timeouts.read_ms, 15000);
+    ck_assert_uint_eq(c->timeouts.write_ms, 15000);
+    ck_assert_uint_eq(c->timeouts.idle_ms, 60000);
+    ck_assert_uint_eq(c->timeouts.request_ms, 30000);
+    ck_assert_uint_eq(c->timeouts.shutdown_ms, 20000);
+    ck_assert_uint_eq(c->limits.max_connections, 10000);
+    ck_assert_uint_eq(c->limits.max_request_body, 1048576);
+    ck_assert_uint_eq(c->limits.max_concurrent_streams, 100);
+    ck_assert_uint_eq(c->nroutes, 1);
+    ck_assert_str_eq(c->routes[0].path, "/health");
+    ck_assert_uint_eq(c->routes[0].methods, HY_METHOD_GET | HY_METHOD_HEAD);
+    ck_assert_int_eq(c->routes[0].kind, HY_ROUTE_HANDLER);
+    ck_assert_ptr_eq(c->routes[0].handler, hy_handler_lookup("health"));
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_every_timeout_and_limit)
+{
+    hy_config_t *c = load_ok(FIXTURES "timeouts_all.yaml");
+    ck_assert_uint_eq(c->timeouts.handshake_ms, 2000);
+    ck_assert_uint_eq(c->timeouts.read_ms, 90000); /* request_header is read's other name */
+    ck_assert_uint_eq(c->timeouts.write_ms, 250);
+    ck_assert_uint_eq(c->timeouts.idle_ms, 3600000);
+    ck_assert_uint_eq(c->timeouts.request_ms, 0);  /* 0: no per-request deadline */
+    ck_assert_uint_eq(c->timeouts.shutdown_ms, 0); /* 0: do not wait for in-flight requests */
+    ck_assert_uint_eq(c->limits.max_connections, 1000000);
+    ck_assert_uint_eq(c->limits.max_request_body, 65536);
+    ck_assert_uint_eq(c->limits.max_concurrent_streams, 1);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_summary_format)
+{
+    hy_config_t *c = load_ok(FIXTURES "static_route.yaml");
+    char *got = capture_summary(c);
+    ck_assert_str_eq(got, "listeners:\n"
+                          "  [::]:8080 plain (HTTP/1.1, h2c)\n"
+                          "threads: 3\n"
+                          "timeouts: handshake=10s read=15s write=15s idle=1m request=30s shutdown=20s\n"
+                          "limits: max_connections=10000 max_request_body=1MiB http2.max_concurrent_streams=100\n"
+                          "routes:\n"
+                          "  GET,HEAD                       /robots.txt  -> static 200 text/plain; charset=utf-8 (24 bytes)\n"
+                          "  GET,HEAD,POST                  /teapot      -> static 418 application/json (9 bytes, 2 headers) "
+                          "timeout=250ms\n"
+                          "  POST,PUT,DELETE,PATCH,OPTIONS  /submit      -> handler json\n");
+    free(got);
+    hy_config_free(c);
+
+    c = load_ok(FIXTURES "timeouts_all.yaml");
+    got = capture_summary(c);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "listeners:\n"
+             "  127.0.0.1:8080 plain (HTTP/1.1, h2c)\n"
+             "threads: %u (auto)\n"
+             "timeouts: handshake=2s read=90s write=250ms idle=1h request=0 shutdown=0\n"
+             "limits: max_connections=1000000 max_request_body=64KiB http2.max_concurrent_streams=1\n"
+             "routes:\n"
+             "  GET,HEAD  /a  -> handler health\n",
+             c->threads);
+    ck_assert_str_eq(got, want);
+    free(got);
+    hy_config_free(c);
+}
+END_TEST
+
+/* ---- ${VAR} interpolation -------------------------------------------------------------------------------------------- */
+
+START_TEST(test_interpolation_defaults)
+{
+    hy_config_t *c = load_ok(FIXTURES "interpolation.yaml");
+    ck_assert_str_eq(c->listeners[0].host, "127.0.0.1");
+    ck_assert_uint_eq(c->listeners[0].port, 8080);
+    ck_assert_uint_eq(c->timeouts.idle_ms, 120000);
+    ck_assert_str_eq(c->routes[0].static_.body, "costs $5 (EUR) and $HOME stays");
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_interpolation_from_env)
+{
+    setenv("HY_TEST_HOST", "0.0.0.0", 1);
+    setenv("HY_TEST_PORT", "9999", 1);
+    setenv("HY_TEST_IDLE", "5s", 1);
+    setenv("HY_TEST_CURRENCY", "CHF", 1);
+    hy_config_t *c = load_ok(FIXTURES "interpolation.yaml");
+    ck_assert_str_eq(c->listeners[0].host, "0.0.0.0");
+    ck_assert_uint_eq(c->listeners[0].port, 9999);
+    ck_assert_uint_eq(c->timeouts.idle_ms, 5000);
+    ck_assert_str_eq(c->routes[0].static_.body, "costs $5 (CHF) and $HOME stays");
+    hy_config_free(c);
+
+    /* the value is parsed by type after interpolation */
+    setenv("HY_TEST_PORT", "eighty", 1);
+    setenv("HY_TEST_CURRENCY", "", 1); /* empty counts as unset: the default applies */
+    expect_errors(FIXTURES "interpolation.yaml",
+                  FIXTURES "interpolation.yaml:4:13: server.listen[0].port: expected an integer, got \"eighty\"");
+}
+END_TEST
+
+START_TEST(test_interpolation_errors)
+{
+    expect_errors(FIXTURES "interpolation_errors.yaml",
+                  FIXTURES
+                  "interpolation_errors.yaml:3:13: server.listen[0].host: environment variable HY_TEST_UNSET_HOST is not set",
+                  FIXTURES "interpolation_errors.yaml:8:13: routes[0].static.body: bad variable name \"1BAD\" in \"${...}\"",
+                  FIXTURES "interpolation_errors.yaml:11:13: routes[1].static.body: bad \"${HY_TEST_X...}\" (expected ${NAME} or "
+                           "${NAME:-default})",
+                  FIXTURES "interpolation_errors.yaml:14:13: routes[2].static.body: unterminated \"${\" (expected ${NAME} or "
+                           "${NAME:-default})");
+    /* set but empty is the same as unset */
+    setenv("HY_TEST_UNSET_HOST", "", 1);
+    hy_diags_t d = {NULL, 0, 0};
+    ck_assert_ptr_null(hy_config_load(FIXTURES "interpolation_errors.yaml", &d));
+    ck_assert_str_eq(d.msgs[0], FIXTURES
+                     "interpolation_errors.yaml:3:13: server.listen[0].host: environment variable HY_TEST_UNSET_HOST is not set");
+    hy_diags_clear(&d);
+}
+END_TEST
+
+/* Interpolates `in`; returns the result (static buffer) or the error prefixed with "ERR ". */
+static const char *interp(const char *in)
+{
+    static char buf[512];
+    char err[256], *out;
+    size_t outlen;
+    if (hy_interpolate(in, strlen(in), &out, &outlen, err, sizeof(err)) != 0) {
+        snprintf(buf, sizeof(buf), "ERR %s", err);
+        return buf;
+    }
+    ck_assert_uint_eq(outlen, strlen(out));
+    snprintf(buf, sizeof(buf), "%s", out);
+    free(out);
+    return buf;
+}
+
+START_TEST(test_interpolate_function)
+{
+    setenv("HY_TEST_A", "alpha", 1);
+    setenv("HY_TEST_B", "", 1);
+    ck_assert_str_eq(interp("plain"), "plain");
+    ck_assert_str_eq(interp(""), "");
+    ck_assert_str_eq(interp("${HY_TEST_A}"), "alpha");
+    ck_assert_str_eq(interp("x${HY_TEST_A}y${HY_TEST_A}z"), "xalphayalphaz");
+    ck_assert_str_eq(interp("${HY_TEST_B:-dflt}"), "dflt");
+    ck_assert_str_eq(interp("${HY_TEST_UNSET_HOST:-}"), "");
+    ck_assert_str_eq(interp("${HY_TEST_UNSET_HOST:-a:b-c$d}"), "a:b-c$d");
+    ck_assert_str_eq(interp("${HY_TEST_A:-dflt}"), "alpha");
+    ck_assert_str_eq(interp("$$"), "$");
+    ck_assert_str_eq(interp("$${HY_TEST_A}"), "${HY_TEST_A}");
+    ck_assert_str_eq(interp("$$$$"), "$$");
+    ck_assert_str_eq(interp("a $ b $"), "a $ b $");
+    ck_assert_str_eq(interp("$HY_TEST_A"), "$HY_TEST_A");
+    ck_assert_str_eq(interp("${HY_TEST_B}"), "ERR environment variable HY_TEST_B is not set");
+    ck_assert_str_eq(interp("${}"), "ERR bad variable name \"\" in \"${...}\"");
+    ck_assert_str_eq(interp("${A-B}"), "ERR bad variable name \"A-B\" in \"${...}\"");
+    ck_assert_str_eq(interp("${HY_TEST_A:secret}"), "ERR bad \"${HY_TEST_A...}\" (expected ${NAME} or ${NAME:-default})");
+    ck_assert_str_eq(interp("${HY_TEST_A"), "ERR unterminated \"${\" (expected ${NAME} or ${NAME:-default})");
+}
+END_TEST
+
+/* ---- environment overrides ------------------------------------------------------------------------------------------- */
+
+START_TEST(test_env_overrides_win)
+{
+    setenv("SERVER_PORT", "9090", 1);
+    setenv("SERVER_READ_TIMEOUT", "5", 1); /* a bare integer is seconds */
+    setenv("SERVER_WRITE_TIMEOUT", "1m", 1);
+    setenv("SERVER_IDLE_TIMEOUT", "1m30s", 1);
+    hy_config_t *c = load_ok(FIXTURES "env_overrides.yaml");
+    ck_assert_uint_eq(c->listeners[0].port, 9090);
+    ck_assert_uint_eq(c->timeouts.read_ms, 5000);
+    ck_assert_uint_eq(c->timeouts.write_ms, 60000);
+    ck_assert_uint_eq(c->timeouts.idle_ms, 90000);
+    hy_config_free(c);
+
+    /* the same over a file that does not mention the timeouts */
+    c = load_ok(FIXTURES "minimal.yaml");
+    ck_assert_uint_eq(c->listeners[0].port, 9090);
+    ck_assert_uint_eq(c->timeouts.read_ms, 5000);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_env_empty_is_unset)
+{
+    setenv("SERVER_PORT", "", 1);
+    setenv("SERVER_READ_TIMEOUT", "", 1);
+    hy_config_t *c = load_ok(FIXTURES "env_overrides.yaml");
+    ck_assert_uint_eq(c->listeners[0].port, 8080);
+    ck_assert_uint_eq(c->timeouts.read_ms, 15000);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_env_bad_values)
+{
+    setenv("SERVER_PORT", "abc", 1);
+    setenv("SERVER_READ_TIMEOUT", "abc", 1);
+    setenv("SERVER_WRITE_TIMEOUT", "0", 1);
+    setenv("SERVER_IDLE_TIMEOUT", "5x", 1);
+    expect_errors(FIXTURES "env_overrides.yaml",
+                  FIXTURES "env_overrides.yaml:4:13: server.listen[0].port: SERVER_PORT=\"abc\": not a port number (1-65535)",
+                  FIXTURES "env_overrides.yaml:6:11: server.timeouts.read: SERVER_READ_TIMEOUT=\"abc\": not a duration (e.g. 15s, "
+                           "1m30s, or a number of seconds)",
+                  FIXTURES "env_overrides.yaml:7:12: server.timeouts.write: SERVER_WRITE_TIMEOUT=\"0\": must be greater than 0",
+                  FIXTURES "env_overrides.yaml:8:11: server.timeouts.idle: SERVER_IDLE_TIMEOUT=\"5x\": not a duration (e.g. 15s, "
+                           "1m30s, or a number of seconds)");
+}
+END_TEST
+
+START_TEST(test_env_bad_values_absent_nodes)
+{
+    /* the file has no timeouts: the message points at the `server` key; with no server at all, at 1:1 */
+    setenv("SERVER_PORT", "70000", 1);
+    setenv("SERVER_IDLE_TIMEOUT", "0s", 1);
+    expect_errors(FIXTURES "minimal.yaml",
+                  FIXTURES "minimal.yaml:5:13: server.listen[0].port: SERVER_PORT=\"70000\": not a port number (1-65535)",
+                  FIXTURES "minimal.yaml:2:1: server.timeouts.idle: SERVER_IDLE_TIMEOUT=\"0s\": must be greater than 0");
+    unsetenv("SERVER_IDLE_TIMEOUT");
+    setenv("SERVER_PORT", "8081", 1);
+    expect_errors(FIXTURES "missing_sections.yaml", FIXTURES "missing_sections.yaml:2:1: version: unknown key \"version\"",
+                  FIXTURES "missing_sections.yaml:2:1: missing required key \"server\"",
+                  FIXTURES "missing_sections.yaml:2:1: missing required key \"routes\"",
+                  FIXTURES "missing_sections.yaml:1:1: server.listen: SERVER_PORT=\"8081\": there is no plain (non-TLS) listener "
+                           "to override");
+}
+END_TEST
+
+START_TEST(test_env_port_makes_duplicate)
+{
+    char text[] = "server:\n"
+                  "  listen:\n"
+                  "    - {host: 127.0.0.1, port: 8080}\n"
+                  "    - {host: 127.0.0.1, port: 8081}\n"
+                  "routes:\n"
+                  "  - {path: /a, handler: health}\n";
+    char first[512];
+    setenv("SERVER_PORT", "8081", 1);
+    ck_assert_ptr_null(parse_text("dup.yaml", text, strlen(text), first, sizeof(first)));
+    ck_assert_str_eq(first, "dup.yaml:4:7: server.listen[1]: duplicate listener 127.0.0.1:8081 (already declared by "
+                            "server.listen[0] at line 3)");
+}
+END_TEST
+
+/* ---- TLS ------------------------------------------------------------------------------------------------------------- */
+
+static char tls_dir[64];
+
+/* Generates two self-signed pairs (a, b), an encrypted key and a non-PEM file into a temporary directory. */
+static void setup_tls(void)
+{
+    char cmd[1024];
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/check_config.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tls_dir));
+    for (int i = 0; i != 2; ++i) {
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost "
+                 "-keyout '%s/%c.key' -out '%s/%c.crt' >/dev/null 2>&1",
+                 tls_dir, 'a' + i, tls_dir, 'a' + i);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    snprintf(cmd, sizeof(cmd), "openssl pkey -in '%s/a.key' -aes256 -passout pass:test-only -out '%s/enc.key' 2>/dev/null", tls_dir,
+             tls_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "echo 'not a pem file' > '%s/junk.pem'", tls_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void teardown_tls(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Points HY_TEST_CERT and HY_TEST_KEY at files of the TLS directory. */
+static void use_tls_files(const char *cert, const char *key)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", tls_dir, cert);
+    setenv("HY_TEST_CERT", path, 1);
+    snprintf(path, sizeof(path), "%s/%s", tls_dir, key);
+    setenv("HY_TEST_KEY", path, 1);
+}
+
+/* Loads tls_env.yaml and asserts its single message, where "%s" stands for the TLS directory (used twice at most). */
+static void expect_tls_error(const char *fmt)
+{
+    char want[1024];
+    snprintf(want, sizeof(want), fmt, tls_dir, tls_dir);
+    const char *expected[] = {want, NULL};
+    expect_errors_v(FIXTURES "tls_env.yaml", expected);
+}
+
+START_TEST(test_tls_good_pair)
+{
+    use_tls_files("a.crt", "a.key");
+    hy_config_t *c = load_ok(FIXTURES "tls_env.yaml");
+    ck_assert_ptr_nonnull(c->listeners[0].tls);
+    ck_assert_int_eq(c->listeners[0].tls->min_version, TLS1_3_VERSION);
+    ck_assert_str_eq(c->listeners[0].tls->certificate, getenv("HY_TEST_CERT"));
+    ck_assert_str_eq(c->listeners[0].tls->key, getenv("HY_TEST_KEY"));
+    char *got = capture_summary(c);
+    ck_assert_ptr_nonnull(strstr(got, "listeners:\n  127.0.0.1:8443 tls (h2, HTTP/1.1; min TLSv1.3)\n"));
+    free(got);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_tls_relative_paths)
+{
+    /* a config file inside the TLS directory names its files relative to itself */
+    char path[256], text[512];
+    snprintf(path, sizeof(path), "%s/hydrant.yaml", tls_dir);
+    FILE *fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("server:\n"
+          "  listen:\n"
+          "    - host: 127.0.0.1\n"
+          "      port: 8443\n"
+          "      tls: {certificate: a.crt, key: ./a.key}\n"
+          "routes:\n"
+          "  - {path: /a, handler: health}\n",
+          fp);
+    fclose(fp);
+    hy_config_t *c = load_ok(path);
+    snprintf(text, sizeof(text), "%s/a.crt", tls_dir);
+    ck_assert_str_eq(c->listeners[0].tls->certificate, text);
+    snprintf(text, sizeof(text), "%s/./a.key", tls_dir);
+    ck_assert_str_eq(c->listeners[0].tls->key, text);
+    ck_assert_int_eq(c->listeners[0].tls->min_version, TLS1_2_VERSION);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_tls_unreadable_files)
+{
+    expect_errors(
+        FIXTURES "tls_missing_files.yaml",
+        FIXTURES "tls_missing_files.yaml:8:22: server.listen[1].tls.certificate: cannot read \"missing-cert.pem\": No such "
+                 "file or directory",
+        FIXTURES "tls_missing_files.yaml:9:14: server.listen[1].tls.key: cannot read \"x.pem\": No such file or directory",
+        FIXTURES "tls_missing_files.yaml:13:9: server.listen[2].tls: missing required key \"certificate\"",
+        FIXTURES "tls_missing_files.yaml:13:9: server.listen[2].tls: missing required key \"key\"");
+    use_tls_files("", "a.key");
+    expect_tls_error(FIXTURES "tls_env.yaml:7:22: server.listen[0].tls.certificate: cannot read \"%s/\": Is a directory");
+}
+END_TEST
+
+START_TEST(test_tls_mismatch)
+{
+    use_tls_files("a.crt", "b.key");
+    expect_tls_error(FIXTURES "tls_env.yaml:8:14: server.listen[0].tls.key: private key \"%s/b.key\" does not match certificate "
+                              "\"%s/a.crt\"");
+}
+END_TEST
+
+START_TEST(test_tls_not_pem)
+{
+    use_tls_files("junk.pem", "a.key");
+    expect_tls_error(FIXTURES "tls_env.yaml:7:22: server.listen[0].tls.certificate: no PEM certificate in \"%s/junk.pem\"");
+    use_tls_files("a.crt", "junk.pem");
+    expect_tls_error(FIXTURES "tls_env.yaml:8:14: server.listen[0].tls.key: no PEM private key in \"%s/junk.pem\"");
+}
+END_TEST
+
+START_TEST(test_tls_key_never_shown)
+{
+    /* a certificate given as the key, and a key given as the certificate: no PEM content in any message */
+    hy_diags_t d = {NULL, 0, 0};
+    use_tls_files("a.key", "a.crt");
+    ck_assert_ptr_null(hy_config_load(FIXTURES "tls_env.yaml", &d));
+    ck_assert_uint_eq(d.count, 2);
+    for (size_t i = 0; i != d.count; ++i)
+        ck_assert_ptr_null(strstr(d.msgs[i], "-----"));
+    hy_diags_clear(&d);
+
+    use_tls_files("a.crt", "enc.key");
+    expect_tls_error(FIXTURES "tls_env.yaml:8:14: server.listen[0].tls.key: private key in \"%s/enc.key\" is encrypted (not "
+                              "supported)");
+}
+END_TEST
+
+START_TEST(test_env_port_needs_plain_listener)
+{
+    use_tls_files("a.crt", "a.key");
+    setenv("SERVER_PORT", "8081", 1);
+    expect_errors(FIXTURES "tls_env.yaml", FIXTURES "tls_env.yaml:4:5: server.listen: SERVER_PORT=\"8081\": there is no plain "
+                                                    "(non-TLS) listener to override");
+}
+END_TEST
+
+START_TEST(test_shipped_config_loads)
+{
+    /* conf/hydrant.yaml names .local/tls/ files that the run command creates; point it at a generated pair instead */
+    use_tls_files("a.crt", "a.key");
+    setenv("HYDRANT_TLS_CERT", getenv("HY_TEST_CERT"), 1);
+    setenv("HYDRANT_TLS_KEY", getenv("HY_TEST_KEY"), 1);
+    hy_config_t *c = load_ok("conf/hydrant.yaml");
+    ck_assert_uint_eq(c->nlisteners, 2);
+    ck_assert_uint_eq(c->listeners[0].port, 8080);
+    ck_assert_ptr_null(c->listeners[0].tls);
+    ck_assert_uint_eq(c->listeners[1].port, 8443);
+    ck_assert_ptr_nonnull(c->listeners[1].tls);
+    ck_assert_int_eq(c->threads_auto, 1);
+    ck_assert_uint_ge(c->nroutes, 5);
+    hy_config_free(c);
+}
+END_TEST
+
+/* ---- helpers of diags.c ---------------------------------------------------------------------------------------------- */
+
+START_TEST(test_diags_format)
+{
+    hy_diags_t d = {NULL, 0, 0};
+    hy_diags_add(&d, "f.yaml", 3, 7, "server.listen[1].port", "bad %s", "port");
+    hy_diags_add(&d, "f.yaml", 1, 1, NULL, "no key path");
+    hy_diags_add(&d, "f.yaml", 1, 1, "", "empty key path");
+    hy_diags_add(&d, "f.yaml", 0, 0, NULL, "about the whole file");
+    for (int i = 0; i != 20; ++i)
+        hy_diags_add(&d, "f.yaml", 1, 1, NULL, "grow %d", i);
+    ck_assert_uint_eq(d.count, 24);
+    ck_assert_str_eq(d.msgs[0], "f.yaml:3:7: server.listen[1].port: bad port");
+    ck_assert_str_eq(d.msgs[1], "f.yaml:1:1: no key path");
+    ck_assert_str_eq(d.msgs[2], "f.yaml:1:1: empty key path");
+    ck_assert_str_eq(d.msgs[3], "f.yaml: about the whole file");
+    ck_assert_str_eq(d.msgs[23], "f.yaml:1:1: grow 19");
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    hy_diags_t two = {NULL, 0, 0};
+    hy_diags_add(&two, "a", 1, 2, "k", "m");
+    hy_diags_add(&two, "a", 3, 4, NULL, "n");
+    hy_diags_print(&two, out);
+    fclose(out);
+    ck_assert_str_eq(buf, "a:1:2: k: m\na:3:4: n\n");
+    free(buf);
+    hy_diags_clear(&two);
+
+    hy_diags_clear(&d);
+    ck_assert_uint_eq(d.count, 0);
+    ck_assert_ptr_null(d.msgs);
+    hy_diags_add(&d, "f", 1, 1, NULL, "reused");
+    ck_assert_str_eq(d.msgs[0], "f:1:1: reused");
+    hy_diags_clear(&d);
+}
+END_TEST
+
+START_TEST(test_quote)
+{
+    char buf[16];
+    ck_assert_str_eq(hy_quote("abc", 3, buf, sizeof(buf)), "\"abc\"");
+    ck_assert_str_eq(hy_quote("a\"b\\c", 5, buf, sizeof(buf)), "\"a\\\"b\\\\c\"");
+    ck_assert_str_eq(hy_quote("a\nb\r\t", 5, buf, sizeof(buf)), "\"a\\nb\\r\\t\"");
+    ck_assert_str_eq(hy_quote("\0\x1f", 2, buf, sizeof(buf)), "\"\\x00\\x1f\"");
+    ck_assert_str_eq(hy_quote("abcdefghijklmnop", 16, buf, sizeof(buf)), "\"abcdefghij\"...");
+    ck_assert_uint_lt(strlen(buf), sizeof(buf));
+}
+END_TEST
+
+START_TEST(test_did_you_mean)
+{
+    static const char *const keys[] = {"listen", "threads", "timeouts", "limits"};
+    static const char *const handlers[] = {"health", "users.get", "users.list", "plaintext"};
+    ck_assert_str_eq(hy_did_you_mean("threadz", keys, 4), "threads");
+    ck_assert_str_eq(hy_did_you_mean("lisen", keys, 4), "listen");
+    ck_assert_str_eq(hy_did_you_mean("timeout", keys, 4), "timeouts");
+    ck_assert_str_eq(hy_did_you_mean("LIMITS", keys, 4), "limits");
+    ck_assert_ptr_null(hy_did_you_mean("database", keys, 4));
+    ck_assert_ptr_null(hy_did_you_mean("x", keys, 4));
+    ck_assert_ptr_null(hy_did_you_mean("", keys, 4));
+    ck_assert_str_eq(hy_did_you_mean("userz", handlers, 4), "users.get");
+    ck_assert_str_eq(hy_did_you_mean("users.lst", handlers, 4), "users.list");
+    ck_assert_str_eq(hy_did_you_mean("helth", handlers, 4), "health");
+    ck_assert_str_eq(hy_did_you_mean("plain", handlers, 4), "plaintext");
+    ck_assert_ptr_null(hy_did_you_mean("metrics", handlers, 4));
+}
+END_TEST
+
+/* ---- suite ----------------------------------------------------------------------------------------------------------- */
+
+Suite *make_config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc;
+
+    tc = tcase_create("yaml");
+    tcase_add_checked_fixture(tc, clear_env, NULL);
+    tcase_add_test(tc, test_yaml_syntax_error);
+    tcase_add_test(tc, test_empty_file);
+    tcase_add_test(tc, test_not_a_mapping);
+    tcase_add_test(tc, test_aliases_refused);
+    tcase_add_test(tc, test_one_document_only);
+    tcase_add_test(tc, test_nesting_limit);
+    tcase_add_test(tc, test_bad_encoding);
+    tcase_add_test(tc, test_unreadable_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("keys");
+    tcase_add_checked_fixture(tc, clear_env, NULL);
+    tcase_add_test(tc, test_unknown_keys);
+    tcase_add_test(tc, test_missing_required_keys);
+    tcase_add_test(tc, test_duplicate_keys);
+    tcase_add_test(tc, test_wrong_node_kinds);
+    tcase_add_test(tc, test_secrets_never_shown);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("values");
+    tcase_add_checked_fixture(tc, clear_env, NULL);
+    tcase_add_test(tc, test_bad_durations);
+    tcase_add_test(tc, test_zero_timeouts);
+    tcase_add_test(tc, test_bad_sizes_and_limits);
+    tcase_add_test(tc, test_bad_ports);
+    tcase_add_test(tc, test_bad_values);
+    tcase_add_test(tc, test_listener_errors);
+    tcase_add_test(tc, test_multiple_errors_all_reported);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("routes");
+    tcase_add_checked_fixture(tc, clear_env, NULL);
+    tcase_add_test(tc, test_duplicate_routes);
+    tcase_add_test(tc, test_unknown_handler);
+    tcase_add_test(tc, test_handler_xor_static);
+    tcase_add_test(tc, test_methods);
+    tcase_add_test(tc, test_static_headers);
+    tcase_add_test(tc, test_bad_template_uses_router_message);
+    tcase_add_test(tc, test_route_model);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("defaults");
+    tcase_add_checked_fixture(tc, clear_env, NULL);
+    tcase_add_test(tc, test_minimal_defaults);
+    tcase_add_test(tc, test_every_timeout_and_limit);
+    tcase_add_test(tc, test_summary_format);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("interpolation");
+    tcase_add_checked_fixture(tc, clear_env, clear_env);
+    tcase_add_test(tc, test_interpolation_defaults);
+    tcase_add_test(tc, test_interpolation_from_env);
+    tcase_add_test(tc, test_interpolation_errors);
+    tcase_add_test(tc, test_interpolate_function);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("environment");
+    tcase_add_checked_fixture(tc, clear_env, clear_env);
+    tcase_add_test(tc, test_env_overrides_win);
+    tcase_add_test(tc, test_env_empty_is_unset);
+    tcase_add_test(tc, test_env_bad_values);
+    tcase_add_test(tc, test_env_bad_values_absent_nodes);
+    tcase_add_test(tc, test_env_port_makes_duplicate);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("tls");
+    tcase_add_unchecked_fixture(tc, setup_tls, teardown_tls);
+    tcase_add_checked_fixture(tc, clear_env, clear_env);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_tls_good_pair);
+    tcase_add_test(tc, test_tls_relative_paths);
+    tcase_add_test(tc, test_tls_unreadable_files);
+    tcase_add_test(tc, test_tls_mismatch);
+    tcase_add_test(tc, test_tls_not_pem);
+    tcase_add_test(tc, test_tls_key_never_shown);
+    tcase_add_test(tc, test_env_port_needs_plain_listener);
+    tcase_add_test(tc, test_shipped_config_loads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("diagnostics");
+    tcase_add_test(tc, test_diags_format);
+    tcase_add_test(tc, test_quote);
+    tcase_add_test(tc, test_did_you_mean);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(make_config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
