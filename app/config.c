@@ -1615,7 +1615,7 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     config->database.max_idle = 10;
     config->database.max_lifetime_ms = 5 * 60 * 1000;
     config->database.acquire_timeout_ms = 1000;
-    config->database.queue_limit = 1024;
+    config->database.queue_limit = 10000;
     config->database.connect_timeout_ms = 5000;
     config->database.pipeline_depth = 16;
 

@@ -21,7 +21,7 @@ typedef struct st_hy_database_t {
     uint64_t max_lifetime_ms;      /* pool.max_lifetime, default 5m */
     uint64_t max_idle_time_ms;     /* pool.max_idle_time, default 0 (never) */
     uint64_t acquire_timeout_ms;   /* pool.acquire_timeout, default 1s */
-    uint64_t queue_limit;          /* pool.queue_limit, default 1024 per thread (0 = unbounded) */
+    uint64_t queue_limit;          /* pool.queue_limit, default 10000 per thread (0 = unbounded) */
     uint64_t connect_timeout_ms;   /* pool.connect_timeout, default 5s */
     uint64_t statement_timeout_ms; /* pool.statement_timeout, default 0 (the server's) */
     uint64_t pipeline_depth;       /* pool.pipeline_depth, default 16 statements in flight per connection */
