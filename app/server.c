@@ -60,6 +60,7 @@ typedef struct st_server_t {
     hy_error_body_t method_not_allowed; /* 405 body */
     hy_error_body_t bad_path;           /* 400 body for malformed paths */
     hy_error_body_t internal_error;     /* 500 body for handlers that fail */
+    hy_error_body_t too_large;          /* 413 body for request bodies over limits.max_request_body */
     hy_conninfo_t conninfo;             /* libpq parameters (point into config->database) */
     hy_db_pool_t *db;                   /* the one pool, or NULL without a database */
     const hy_db_stmt_t **stmts;         /* the statements the pool prepares (NULL-terminated) */
@@ -146,6 +147,10 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
 
+    if (req->entity.base != NULL && req->entity.len > server->config->limits.max_request_body) {
+        hy_respond_error(req, &server->too_large);
+        return 0;
+    }
     const hy_route_t *route = match.data;
     hy_param_t *params = NULL;
     if (match.nparams != 0) {
@@ -355,7 +360,7 @@ static SSL_CTX *create_ssl_ctx(const hy_tls_t *tls)
         SSL_CTX_free(ctx);
         return NULL;
     }
-    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    h2o_ssl_register_alpn_protocols(ctx, h2o_alpn_protocols); /* h2 first, then http/1.1 */
     return ctx;
 }
 
@@ -367,7 +372,11 @@ static void setup_globalconf(server_t *server)
     h2o_globalconf_t *g = &server->globalconf;
     h2o_config_init(g);
     g->server_name = h2o_iovec_init(H2O_STRLIT("hydrant"));
-    g->max_request_entity_size = c->limits.max_request_body;
+    /* libh2o answers an HTTP/2 body over its limit with RST_STREAM(REFUSED_STREAM), which clients retry; so its limit is a
+     * hard cap above ours, and on_req answers 413 for bodies between the two */
+    g->max_request_entity_size = c->limits.max_request_body * 4 > c->limits.max_request_body + (1u << 20)
+                                     ? c->limits.max_request_body * 4
+                                     : c->limits.max_request_body + (1u << 20);
     g->handshake_timeout = c->timeouts.handshake_ms;
     g->http1.req_timeout = c->timeouts.read_ms;
     g->http1.upgrade_to_http2 = 1;
@@ -385,6 +394,7 @@ static void setup_globalconf(server_t *server)
     server->method_not_allowed = hy_error_body_render(405, "method_not_allowed", "the route does not allow this method");
     server->bad_path = hy_error_body_render(400, "bad_request", "the request path is malformed");
     server->internal_error = hy_error_body_render(500, "internal_error", "the handler failed");
+    server->too_large = hy_error_body_render(413, "payload_too_large", "the request body is larger than the server accepts");
 }
 
 /* ---- the database pool ------------------------------------------------------------------------------------------------ */
