@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -30,17 +31,21 @@
 
 /* Where a directive may appear: one bit per kind of mapping. */
 enum {
-    CTX_ROOT = 1u << 0,     /* the top level */
-    CTX_SERVER = 1u << 1,   /* server */
-    CTX_LISTENER = 1u << 2, /* server.listen[] */
-    CTX_TLS = 1u << 3,      /* server.listen[].tls */
-    CTX_TIMEOUTS = 1u << 4, /* server.timeouts */
-    CTX_LIMITS = 1u << 5,   /* server.limits */
-    CTX_HTTP2 = 1u << 6,    /* server.limits.http2 */
-    CTX_ROUTE = 1u << 7,    /* routes[] */
-    CTX_STATIC = 1u << 8,   /* routes[].static */
-    CTX_DATABASE = 1u << 9, /* database */
-    CTX_POOL = 1u << 10,    /* database.pool */
+    CTX_ROOT = 1u << 0,        /* the top level */
+    CTX_SERVER = 1u << 1,      /* server */
+    CTX_LISTENER = 1u << 2,    /* server.listen[] */
+    CTX_TLS = 1u << 3,         /* server.listen[].tls */
+    CTX_TIMEOUTS = 1u << 4,    /* server.timeouts */
+    CTX_LIMITS = 1u << 5,      /* server.limits */
+    CTX_HTTP2 = 1u << 6,       /* server.limits.http2 */
+    CTX_ROUTE = 1u << 7,       /* routes[] */
+    CTX_STATIC = 1u << 8,      /* routes[].static */
+    CTX_DATABASE = 1u << 9,    /* database */
+    CTX_POOL = 1u << 10,       /* database.pool */
+    CTX_ADMIN = 1u << 11,      /* server.admin */
+    CTX_CLIENT_IP = 1u << 12,  /* client_ip */
+    CTX_ACCESS_LOG = 1u << 13, /* access_log */
+    CTX_METRICS = 1u << 14,    /* metrics */
 };
 
 /* The timeouts that an environment variable overrides, by slot (0: none). */
@@ -107,6 +112,9 @@ typedef struct st_parse_t {
     const hy_ynode_t *database_key;              /* key node of `database`, or NULL */
     const hy_ynode_t *db_nodes[DB_NFIELDS];      /* value nodes of the database strings, or NULL */
     unsigned char db_from_env[DB_NFIELDS];       /* 1 when the value came from the environment */
+    const hy_ynode_t *log_exclude;               /* value node of access_log.exclude, or NULL */
+    unsigned char *route_mw_set;                 /* per route: 1 when it has its own `middleware` */
+    listener_state_t admin_state;                /* server.admin while parsed */
 } parse_t;
 
 /* ---- messages -------------------------------------------------------------------------------------------------------- */
@@ -390,6 +398,14 @@ static int on_static_content_type(parse_t *, const directive_t *, const hy_ynode
 static int on_static_body(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_static_headers(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_database(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_middleware(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_route_middleware(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_admin(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_trusted_proxies(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_log_path(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_log_sample(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_log_exclude(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_buckets(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_db_string(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 
 #define OFF(field) offsetof(hy_config_t, field)
@@ -499,6 +515,24 @@ static const directive_t directives[] = {
         .on_parse = on_duration, .offset = OFF(database.statement_timeout_ms)},
     {.name = "pipeline_depth", .where = CTX_POOL, .kind = HY_YNODE_SCALAR, .what = INTEGER,
         .on_parse = on_uint64, .offset = OFF(database.pipeline_depth), .min = 1, .max = 1000},
+    /* middleware and their settings */
+    {.name = "middleware", .where = CTX_ROOT, .kind = HY_YNODE_SEQUENCE, .on_parse = on_middleware},
+    {.name = "middleware", .where = CTX_ROUTE, .kind = HY_YNODE_SEQUENCE, .on_parse = on_route_middleware},
+    {.name = "client_ip", .where = CTX_ROOT, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_CLIENT_IP},
+    {.name = "trusted_proxies", .where = CTX_CLIENT_IP, .kind = HY_YNODE_SEQUENCE, .on_parse = on_trusted_proxies},
+    {.name = "access_log", .where = CTX_ROOT, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_ACCESS_LOG},
+    {.name = "path", .where = CTX_ACCESS_LOG, .kind = HY_YNODE_SCALAR, .what = STRING, .on_parse = on_log_path},
+    {.name = "sample", .where = CTX_ACCESS_LOG, .kind = HY_YNODE_SCALAR, .what = "a number from 0 to 1",
+        .on_parse = on_log_sample},
+    {.name = "exclude", .where = CTX_ACCESS_LOG, .kind = HY_YNODE_SEQUENCE, .on_parse = on_log_exclude},
+    {.name = "metrics", .where = CTX_ROOT, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_METRICS},
+    {.name = "buckets", .where = CTX_METRICS, .kind = HY_YNODE_SEQUENCE, .on_parse = on_buckets},
+    /* server.admin */
+    {.name = "admin", .where = CTX_SERVER, .kind = HY_YNODE_MAPPING, .on_parse = on_admin},
+    {.name = "host", .where = CTX_ADMIN, .kind = HY_YNODE_SCALAR, .what = STRING, .flags = F_REQUIRED,
+        .on_parse = on_listener_host},
+    {.name = "port", .where = CTX_ADMIN, .kind = HY_YNODE_SCALAR, .what = INTEGER, .flags = F_REQUIRED,
+        .on_parse = on_listener_port, .min = 1, .max = 65535},
 };
 /* clang-format on */
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -529,6 +563,14 @@ static const char *ctx_name(unsigned ctx)
         return "database";
     case CTX_POOL:
         return "database.pool";
+    case CTX_ADMIN:
+        return "server.admin";
+    case CTX_CLIENT_IP:
+        return "client_ip";
+    case CTX_ACCESS_LOG:
+        return "access_log";
+    case CTX_METRICS:
+        return "metrics";
     default:
         return "?";
     }
@@ -1327,6 +1369,7 @@ static int on_routes(parse_t *p, const directive_t *d, const hy_ynode_t *key, co
     config->nroutes = n;
     p->route_added = hy_xcalloc(n, 1);
     p->handler_pos = hy_xcalloc(n, sizeof(*p->handler_pos));
+    p->route_mw_set = hy_xcalloc(n, 1);
     for (size_t i = 0; i != n; ++i) {
         hy_route_t *route = &config->routes[i];
         route->index = i;
@@ -1459,6 +1502,237 @@ static void check_database_routes(parse_t *p)
         push_key(p, "handler");
         error_pos(p, p->handler_pos[i], "handler \"%s\" needs a database (add a \"database\" section or set DATABASE_URL)",
                   r->handler_name);
+        pop_key(p, saved);
+    }
+}
+
+/* ---- middleware and observability ----------------------------------------------------------------------------------- */
+
+static const char *const mw_names[HY_MW_NKINDS] = {"request_id", "client_ip", "access_log", "metrics"};
+
+const char *hy_mw_name(hy_mw_kind_t kind)
+{
+    return kind < HY_MW_NKINDS ? mw_names[kind] : "?";
+}
+
+/* Reads a sequence of middleware names into *mw. Returns 0, or -1 after reporting (unknown name with a suggestion,
+ * a name given twice, too many). */
+static int parse_mw_list(parse_t *p, const hy_ynode_t *value, hy_middleware_t *mw)
+{
+    int ret = 0;
+    memset(mw, 0, sizeof(*mw));
+    for (size_t i = 0; i != value->nchildren; ++i) {
+        const hy_ynode_t *item = value->children[i];
+        size_t saved = push_index(p, i);
+        char *s;
+        if (expect_kind(p, item, HY_YNODE_SCALAR, "a middleware name") != 0 || (s = scalar_value(p, item, NULL, 0)) == NULL) {
+            ret = -1;
+            pop_key(p, saved);
+            continue;
+        }
+        size_t k = 0;
+        while (k != HY_MW_NKINDS && strcmp(s, mw_names[k]) != 0)
+            ++k;
+        if (k == HY_MW_NKINDS) {
+            const char *suggestion = hy_did_you_mean(s, (const char **)mw_names, HY_MW_NKINDS);
+            if (suggestion != NULL)
+                error_at(p, item, "unknown middleware %s (did you mean \"%s\"?)", qs(p, s), suggestion);
+            else
+                error_at(p, item, "unknown middleware %s (known: request_id, client_ip, access_log, metrics)", qs(p, s));
+            ret = -1;
+        } else if ((mw->mask & (1u << k)) != 0) {
+            error_at(p, item, "middleware \"%s\" is listed twice", mw_names[k]);
+            ret = -1;
+        } else if (mw->n == HY_MW_MAX) {
+            error_at(p, item, "too many middleware (at most %d)", HY_MW_MAX);
+            ret = -1;
+        } else {
+            mw->kinds[mw->n++] = (unsigned char)k;
+            mw->mask |= 1u << k;
+        }
+        free(s);
+        pop_key(p, saved);
+    }
+    return ret;
+}
+
+static int on_middleware(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    (void)d, (void)key;
+    return parse_mw_list(p, value, &((hy_config_t *)target)->middleware);
+}
+
+static int on_route_middleware(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    route_state_t *rs = target;
+    (void)d, (void)key;
+    p->route_mw_set[rs->route->index] = 1;
+    return parse_mw_list(p, value, &rs->route->middleware);
+}
+
+static int on_admin(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_config_t *config = target;
+    (void)d, (void)key;
+    config->admin = hy_xcalloc(1, sizeof(*config->admin));
+    config->admin->pos = value->pos;
+    p->admin_state.listener = config->admin;
+    return parse_mapping(p, value, CTX_ADMIN, &p->admin_state);
+}
+
+static int on_trusted_proxies(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_config_t *config = target;
+    int ret = 0;
+    (void)d, (void)key;
+    free(config->trusted_proxies);
+    config->trusted_proxies = hy_xcalloc(value->nchildren + 1, sizeof(*config->trusted_proxies));
+    config->ntrusted_proxies = 0;
+    for (size_t i = 0; i != value->nchildren; ++i) {
+        const hy_ynode_t *item = value->children[i];
+        size_t saved = push_index(p, i);
+        char *s, err[256];
+        if (expect_kind(p, item, HY_YNODE_SCALAR, "a network (CIDR)") != 0 || (s = scalar_value(p, item, NULL, 0)) == NULL) {
+            ret = -1;
+        } else {
+            if (hy_cidr_parse(s, &config->trusted_proxies[config->ntrusted_proxies], err, sizeof(err)) != 0) {
+                error_at(p, item, "%s", err);
+                ret = -1;
+            } else {
+                ++config->ntrusted_proxies;
+            }
+            free(s);
+        }
+        pop_key(p, saved);
+    }
+    return ret;
+}
+
+static int on_log_path(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_config_t *config = target;
+    char *s;
+    (void)d, (void)key;
+    if ((s = scalar_value(p, value, NULL, 0)) == NULL)
+        return -1;
+    free(config->access_log_path);
+    config->access_log_path = NULL;
+    if (strcmp(s, "stdout") == 0 || strcmp(s, "-") == 0) {
+        free(s);
+        return 0;
+    }
+    if (s[0] != '/' && p->dir[0] != '\0') {
+        /* relative to the config file's directory, like the TLS files */
+        size_t n = strlen(p->dir) + strlen(s) + 1;
+        char *abs = hy_xmalloc(n);
+        snprintf(abs, n, "%s%s", p->dir, s);
+        free(s);
+        s = abs;
+    }
+    config->access_log_path = s;
+    return 0;
+}
+
+/* Parses a decimal number (digits, one optional '.', optional exponent). Returns 0 or -1. */
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    if (*s == '\0' || *s == ' ' || *s == '+')
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end != '\0' || errno != 0 || v != v)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int on_log_sample(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_config_t *config = target;
+    char *s;
+    double v;
+    int ret = -1;
+    (void)d, (void)key;
+    if ((s = scalar_value(p, value, NULL, 0)) == NULL)
+        return -1;
+    if (parse_number(s, &v) != 0 || v < 0 || v > 1)
+        error_at(p, value, "expected a number from 0 to 1 (the share of requests logged), got %s", qs(p, s));
+    else
+        config->access_log_sample = v, ret = 0;
+    free(s);
+    return ret;
+}
+
+static int on_log_exclude(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    (void)d, (void)key, (void)target;
+    p->log_exclude = value; /* resolved against the routes once they are parsed */
+    return 0;
+}
+
+static int on_buckets(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_config_t *config = target;
+    int ret = 0;
+    (void)d, (void)key;
+    if (value->nchildren == 0 || value->nchildren > 64) {
+        error_at(p, value, "expected 1 to 64 bucket bounds");
+        return -1;
+    }
+    free(config->buckets);
+    config->buckets = hy_xcalloc(value->nchildren, sizeof(double));
+    config->nbuckets = value->nchildren;
+    for (size_t i = 0; i != value->nchildren; ++i) {
+        const hy_ynode_t *item = value->children[i];
+        size_t saved = push_index(p, i);
+        char *s;
+        double v;
+        if (expect_kind(p, item, HY_YNODE_SCALAR, "a number of seconds") != 0 || (s = scalar_value(p, item, NULL, 0)) == NULL) {
+            ret = -1;
+        } else {
+            if (parse_number(s, &v) != 0 || v <= 0 || v > 1e9) {
+                error_at(p, item, "expected a positive number of seconds, got %s", qs(p, s));
+                ret = -1;
+            } else if (i != 0 && v <= config->buckets[i - 1]) {
+                error_at(p, item, "bucket bounds must increase (%s is not above %g)", s, config->buckets[i - 1]);
+                ret = -1;
+            } else {
+                config->buckets[i] = v;
+            }
+            free(s);
+        }
+        pop_key(p, saved);
+    }
+    return ret;
+}
+
+/* Routes without their own list take the global one; access_log.exclude names routes by path. */
+static void resolve_middleware(parse_t *p)
+{
+    hy_config_t *config = p->config;
+    for (size_t i = 0; i != config->nroutes; ++i)
+        if (!p->route_mw_set[i])
+            config->routes[i].middleware = config->middleware;
+    if (p->log_exclude == NULL)
+        return;
+    for (size_t k = 0; k != p->log_exclude->nchildren; ++k) {
+        const hy_ynode_t *item = p->log_exclude->children[k];
+        size_t saved = push_key(p, "access_log.exclude");
+        push_index(p, k);
+        char *s;
+        if (expect_kind(p, item, HY_YNODE_SCALAR, "a route path") == 0 && (s = scalar_value(p, item, NULL, 0)) != NULL) {
+            int found = 0;
+            for (size_t i = 0; i != config->nroutes; ++i) {
+                if (config->routes[i].path != NULL && strcmp(config->routes[i].path, s) == 0) {
+                    config->routes[i].log_excluded = 1;
+                    found = 1;
+                }
+            }
+            if (!found)
+                error_at(p, item, "no route has the path %s", qs(p, s));
+            free(s);
+        }
         pop_key(p, saved);
     }
 }
@@ -1611,6 +1885,8 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     config->limits.max_request_body = UINT64_C(1) << 20;
     config->limits.max_concurrent_streams = LIBH2O_MAX_STREAMS;
     config->router = hy_router_new();
+    config->access_log_sample = 1.0;
+    config->loaded_at = (int64_t)time(NULL);
     config->database.max_open = 25;
     config->database.max_idle = 10;
     config->database.max_lifetime_ms = 5 * 60 * 1000;
@@ -1635,6 +1911,7 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     apply_database_env(&p);
     check_listeners(&p);
     check_database_routes(&p);
+    resolve_middleware(&p);
     if (p.nerrors != 0)
         goto Error;
     if (config->threads_auto) {
@@ -1652,6 +1929,7 @@ Exit:
     free(p.listeners);
     free(p.route_added);
     free(p.handler_pos);
+    free(p.route_mw_set);
     return config;
 }
 
@@ -1718,6 +1996,13 @@ void hy_config_free(hy_config_t *config)
     free(db->name);
     free(db->sslmode);
     free(db->migrations);
+    free(config->trusted_proxies);
+    free(config->access_log_path);
+    free(config->buckets);
+    if (config->admin != NULL) {
+        free(config->admin->host);
+        free(config->admin);
+    }
     free(config->file);
     free(config);
 }
@@ -1748,6 +2033,12 @@ void hy_config_print_summary(const hy_config_t *config, FILE *out)
             (uintmax_t)config->limits.max_connections, hy_format_size(config->limits.max_request_body, a, sizeof(a)),
             (unsigned)config->limits.max_concurrent_streams);
 
+    if (config->admin != NULL)
+        fprintf(out, "admin: %s (metrics, status, health, ready only)\n", format_hostport(config->admin, hp, sizeof(hp)));
+    fprintf(out, "middleware:");
+    for (size_t i = 0; i != config->middleware.n; ++i)
+        fprintf(out, "%s %s", i == 0 ? "" : ",", hy_mw_name((hy_mw_kind_t)config->middleware.kinds[i]));
+    fprintf(out, "%s\n", config->middleware.n == 0 ? " none" : "");
     if (config->has_database) {
         const hy_database_t *db = &config->database;
         char where[256];

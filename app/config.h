@@ -8,6 +8,7 @@
 #include "handler.h"
 #include "router.h"
 #include "database.h"
+#include "clientip.h"
 
 /* ---- diagnostics ------------------------------------------------------------------------------------------------------ */
 
@@ -95,6 +96,27 @@ typedef enum en_hy_route_kind_t {
     HY_ROUTE_STATIC       /* `static: {...}` */
 } hy_route_kind_t;
 
+/* ---- middleware ------------------------------------------------------------------------------------------------------ */
+
+typedef enum en_hy_mw_kind_t {
+    HY_MW_REQUEST_ID = 0, /* keep a sane X-Request-Id or make one; echo it */
+    HY_MW_CLIENT_IP,      /* the client address, from forwarded headers only behind trusted proxies */
+    HY_MW_ACCESS_LOG,     /* one JSON line per request */
+    HY_MW_METRICS,        /* Prometheus counters and histograms */
+    HY_MW_NKINDS
+} hy_mw_kind_t;
+
+#define HY_MW_MAX 16 /* most middleware one list may name */
+
+typedef struct st_hy_middleware_t {
+    unsigned char kinds[HY_MW_MAX]; /* hy_mw_kind_t, in the order written */
+    size_t n;                       /* number of kinds */
+    unsigned mask;                  /* 1u << kind for each */
+} hy_middleware_t;
+
+/* The name of a middleware kind ("request_id"). */
+const char *hy_mw_name(hy_mw_kind_t kind);
+
 typedef struct st_hy_route_t {
     char *path;                      /* the template as written, e.g. "/api/v1/users/{id:int}" */
     unsigned methods;                /* HY_METHOD_* mask; default GET|HEAD */
@@ -102,6 +124,8 @@ typedef struct st_hy_route_t {
     char *handler_name;              /* for HY_ROUTE_HANDLER */
     const hy_handler_def_t *handler; /* for HY_ROUTE_HANDLER, resolved from the registry */
     hy_static_t static_;             /* for HY_ROUTE_STATIC */
+    hy_middleware_t middleware;      /* the middleware that run for this route (its own list, else the global one) */
+    int log_excluded;                /* access_log.exclude names this route */
     uint64_t timeout_ms;             /* per-route deadline; 0 = use server.timeouts.request */
     size_t index;                    /* position in config->routes */
     hy_pos_t pos;                    /* position of the route's mapping in the file */
@@ -123,18 +147,27 @@ typedef struct st_hy_limits_t {
 } hy_limits_t;
 
 typedef struct st_hy_config_t {
-    char *file;               /* the path the config was read from, as given */
-    hy_listener_t *listeners; /* server.listen, in file order */
-    size_t nlisteners;        /* at least 1 */
-    unsigned threads;         /* resolved thread count (>= 1) */
-    int threads_auto;         /* 1 when `threads: auto` */
-    hy_timeouts_t timeouts;   /* server.timeouts */
-    hy_limits_t limits;       /* server.limits */
-    hy_route_t *routes;       /* routes, in file order */
-    size_t nroutes;           /* number of routes */
-    hy_router_t *router;      /* built from routes; match data is a hy_route_t * */
-    int has_database;         /* a `database` section, or a DATABASE_URL / DB_* variable, was given */
-    hy_database_t database;   /* its settings (meaningful when has_database) */
+    char *file;                 /* the path the config was read from, as given */
+    hy_listener_t *listeners;   /* server.listen, in file order */
+    size_t nlisteners;          /* at least 1 */
+    unsigned threads;           /* resolved thread count (>= 1) */
+    int threads_auto;           /* 1 when `threads: auto` */
+    hy_timeouts_t timeouts;     /* server.timeouts */
+    hy_limits_t limits;         /* server.limits */
+    hy_route_t *routes;         /* routes, in file order */
+    size_t nroutes;             /* number of routes */
+    hy_router_t *router;        /* built from routes; match data is a hy_route_t * */
+    hy_middleware_t middleware; /* `middleware`: the global list (routes without their own use it) */
+    hy_cidr_t *trusted_proxies; /* client_ip.trusted_proxies */
+    size_t ntrusted_proxies;    /* number of them */
+    char *access_log_path;      /* access_log.path: NULL for stdout, else a file opened for append */
+    double access_log_sample;   /* access_log.sample: 0..1, default 1 */
+    double *buckets;            /* metrics.buckets (seconds), NULL for the client_golang defaults */
+    size_t nbuckets;            /* number of buckets */
+    hy_listener_t *admin;       /* server.admin: a listener for the admin routes only, or NULL */
+    int64_t loaded_at;          /* when the config was loaded (Unix seconds) */
+    int has_database;           /* a `database` section, or a DATABASE_URL / DB_* variable, was given */
+    hy_database_t database;     /* its settings (meaningful when has_database) */
 } hy_config_t;
 
 /* Loads and validates `path`. Values may use ${VAR} / ${VAR:-default}; the environment overrides SERVER_PORT,

@@ -39,6 +39,7 @@ class CheckGood(unittest.TestCase):
             "threads: 2",
             "timeouts: handshake=10s read=15s write=15s idle=1m request=30s shutdown=20s",
             "limits: max_connections=10000 max_request_body=1MiB http2.max_concurrent_streams=100",
+            "middleware: none",
             "routes:",
             "GET,HEAD /health -> handler health",
             "GET,HEAD /plaintext -> handler plaintext",
