@@ -52,6 +52,9 @@ struct st_hy_db_query_t {
     hy_db_cb cb;                       /* NULL once abandoned */
     void *data;                        /* the callback's argument */
     int attempts;                      /* sends so far */
+    size_t stmt_index;                 /* position of stmt in the pool's statements (for the observer) */
+    uint64_t submitted_ns;             /* when it was submitted (monotonic) */
+    uint64_t sent_ns;                  /* when it was last sent */
     int sent;                          /* 1 once written to a connection (outcome unknown if it dies) */
     query_phase_t phase;               /* where its answer stands */
     PGresult *res;                     /* the statement's result, once read */
@@ -69,6 +72,7 @@ struct st_conn_t {
     hy_db_local_t *holder;     /* thread holding it, NULL while detached in the idle list */
     conn_state_t state;        /* see above */
     int handoff;               /* take no more queries: give it away when drained */
+    int busy;                  /* counted in pool->num_busy (has statements in flight) */
     int waiting_write;         /* notify_write pending */
     uint64_t created_at;       /* monotonic ms */
     uint64_t idle_since;       /* monotonic ms of the last time it drained */
@@ -125,6 +129,7 @@ struct st_hy_db_pool_t {
     _Atomic size_t num_pending;         /* queries waiting, all threads */
     _Atomic uint64_t acquire_timeouts;  /* counter */
     _Atomic uint64_t connect_errors;    /* counter */
+    hy_db_observer_t observer;          /* metrics hooks (callbacks may be NULL) */
 };
 
 typedef struct st_req_link_t {
@@ -159,6 +164,13 @@ static void log_conn_error(const char *what, PGconn *pg)
     fprintf(stderr, "hydrant: database: %s: %.*s\n", what, (int)len, msg);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
 static void query_free(hy_db_query_t *q)
 {
     if (q->res != NULL)
@@ -170,17 +182,21 @@ static void query_free(hy_db_query_t *q)
 /* Runs the query's callback (unless abandoned) and frees it. */
 static void query_complete(hy_db_query_t *q, hy_db_status_t status, const char *message)
 {
-    if (q->cb != NULL) {
-        hy_db_result_t r = {status, NULL, "", message != NULL ? message : ""};
-        if (q->res != NULL) {
-            r.res = q->res;
-            if (PQresultStatus(q->res) == PGRES_FATAL_ERROR) {
-                const char *s = PQresultErrorField(q->res, PG_DIAG_SQLSTATE);
-                r.status = HY_DB_QUERY_ERROR;
-                r.sqlstate = s != NULL ? s : "";
-                r.message = PQresultErrorMessage(q->res);
-            }
+    hy_db_pool_t *pool = q->local != NULL ? q->local->pool : NULL;
+    hy_db_result_t r = {status, NULL, "", message != NULL ? message : ""};
+    if (q->res != NULL) {
+        r.res = q->res;
+        if (PQresultStatus(q->res) == PGRES_FATAL_ERROR) {
+            const char *s = PQresultErrorField(q->res, PG_DIAG_SQLSTATE);
+            r.status = HY_DB_QUERY_ERROR;
+            r.sqlstate = s != NULL ? s : "";
+            r.message = PQresultErrorMessage(q->res);
         }
+    }
+    if (pool != NULL && q->stmt != NULL && pool->observer.done != NULL)
+        pool->observer.done(pool->observer.data, q->local->index, q->stmt_index, r.status,
+                            q->sent_ns != 0 ? (double)(now_ns() - q->sent_ns) / 1e9 : 0);
+    if (q->cb != NULL) {
         if (q->req_link != NULL)
             q->req_link->query = NULL;
         hy_db_cb cb = q->cb;
@@ -273,10 +289,25 @@ static void conn_detach(conn_t *c)
 
 static void dispatch(hy_db_local_t *local);
 
+/* Counts the connection as carrying statements (or not) in the pool's in-use gauge (pool->lock NOT held). */
+static void conn_set_busy(conn_t *c, int busy)
+{
+    if (c->busy == busy)
+        return;
+    c->busy = busy;
+    pthread_mutex_lock(&c->pool->lock);
+    if (busy)
+        ++c->pool->num_busy;
+    else
+        --c->pool->num_busy;
+    pthread_mutex_unlock(&c->pool->lock);
+}
+
 /* Closes a connection that carries nothing (pool->lock NOT held). */
 static void conn_close(conn_t *c)
 {
     hy_db_pool_t *pool = c->pool;
+    conn_set_busy(c, 0);
     int was_ready = c->state == CONN_READY;
     conn_detach(c);
     PQfinish(c->pg);
@@ -303,11 +334,7 @@ static void conn_fail(conn_t *c, const char *what)
         pool->next_attempt_at = now_ms() + pool->backoff_ms;
         pthread_mutex_unlock(&pool->lock);
     }
-    if (c->ninflight != 0 && c->state == CONN_READY) {
-        pthread_mutex_lock(&pool->lock);
-        --pool->num_busy;
-        pthread_mutex_unlock(&pool->lock);
-    }
+    conn_set_busy(c, 0);
     h2o_linklist_t retry;
     h2o_linklist_init_anchor(&retry);
     while (!h2o_linklist_is_empty(&c->inflight)) {
@@ -369,7 +396,9 @@ static int conn_send(conn_t *c, hy_db_query_t *q)
     if (q->stmt != NULL) {
         ok = PQsendQueryPrepared(c->pg, q->stmt->name, q->nvalues, (const char *const *)q->values, NULL, NULL, 0);
         q->sent = 1;
-        ++q->attempts;
+        q->sent_ns = now_ns();
+        if (q->attempts++ == 0 && c->pool->observer.acquired != NULL)
+            c->pool->observer.acquired(c->pool->observer.data, c->holder->index, (double)(q->sent_ns - q->submitted_ns) / 1e9);
     } else {
         ok = PQsendPrepare(c->pg, q->prepare_name, q->prepare_sql, 0, NULL);
     }
@@ -675,11 +704,7 @@ static void dispatch(hy_db_local_t *local)
                 query_free(q);
                 continue;
             }
-            if (c->ninflight == 0) {
-                pthread_mutex_lock(&pool->lock);
-                ++pool->num_busy;
-                pthread_mutex_unlock(&pool->lock);
-            }
+            conn_set_busy(c, 1);
             if (conn_send(c, q) != 0) {
                 /* the statement is not in c->inflight: put it back in front, then fail the connection */
                 if (q->attempts != 0)
@@ -689,11 +714,6 @@ static void dispatch(hy_db_local_t *local)
                 ++local->npending;
                 atomic_fetch_add(&pool->num_pending, 1);
                 h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
-                if (c->ninflight == 0) {
-                    pthread_mutex_lock(&pool->lock);
-                    --pool->num_busy;
-                    pthread_mutex_unlock(&pool->lock);
-                }
                 conn_fail(c, "send failed");
                 return; /* conn_fail dispatched again */
             }
@@ -717,10 +737,8 @@ static void conn_drained(conn_t *c)
         return;
     uint64_t now = now_ms();
     c->idle_since = now;
+    conn_set_busy(c, 0);
     if (pool->settings.max_lifetime_ms != 0 && now - c->created_at >= pool->settings.max_lifetime_ms) {
-        pthread_mutex_lock(&pool->lock);
-        --pool->num_busy;
-        pthread_mutex_unlock(&pool->lock);
         conn_close(c); /* retired between statements: nothing fails */
         if (local->npending != 0)
             dispatch(local);
@@ -729,7 +747,6 @@ static void conn_drained(conn_t *c)
     hy_db_local_t *to = NULL;
     int give_away = atomic_load(&pool->num_waiting_threads) != 0 || local->detached;
     pthread_mutex_lock(&pool->lock);
-    --pool->num_busy;
     if (give_away) {
         /* first waiting thread other than this one */
         size_t n = pool->waiters_count;
@@ -779,9 +796,6 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
                 n = n->next;
                 if (c->state == CONN_READY && c->ninflight == 0) {
-                    pthread_mutex_lock(&local->pool->lock);
-                    ++local->pool->num_busy; /* conn_drained counts it down */
-                    pthread_mutex_unlock(&local->pool->lock);
                     conn_drained(c);
                 } else if (c->state == CONN_READY) {
                     c->handoff = 1;
@@ -989,11 +1003,7 @@ void hy_db_local_detach(hy_db_local_t *local)
     h2o_timeout_unlink(&local->dispatch_entry);
     while (!h2o_linklist_is_empty(&local->conns)) {
         conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, local->conns.next);
-        if (c->ninflight != 0 && c->state == CONN_READY) {
-            pthread_mutex_lock(&pool->lock);
-            --pool->num_busy;
-            pthread_mutex_unlock(&pool->lock);
-        }
+        conn_set_busy(c, 0);
         while (!h2o_linklist_is_empty(&c->inflight)) {
             hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
             h2o_linklist_unlink(&q->link);
@@ -1032,6 +1042,11 @@ int hy_db_pool_ready(const hy_db_pool_t *pool)
     return atomic_load(&((hy_db_pool_t *)pool)->num_ready) != 0;
 }
 
+void hy_db_pool_set_observer(hy_db_pool_t *pool, const hy_db_observer_t *observer)
+{
+    pool->observer = *observer;
+}
+
 void hy_db_pool_stats(hy_db_pool_t *pool, hy_db_stats_t *out)
 {
     pthread_mutex_lock(&pool->lock);
@@ -1059,6 +1074,9 @@ hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, cons
     q->local = local;
     q->nvalues = nvalues;
     q->acquire_timer.cb = on_acquire_timeout;
+    q->submitted_ns = now_ns();
+    while (q->stmt_index < pool->nstmts && pool->stmts[q->stmt_index] != stmt)
+        ++q->stmt_index;
     if (nvalues != 0) {
         q->values = malloc(total);
         if (q->values == NULL)

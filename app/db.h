@@ -83,6 +83,17 @@ typedef struct st_hy_db_stats_t {
     uint64_t connect_errors;   /* failed connection attempts and connections lost */
 } hy_db_stats_t;
 
+/* What the pool reports for metrics, called on the thread that submitted the statement (index `thread`). */
+typedef struct st_hy_db_observer_t {
+    void (*acquired)(void *data, size_t thread, double wait_seconds); /* a statement got a connection after waiting */
+    void (*done)(void *data, size_t thread, size_t stmt_index, hy_db_status_t status,
+                 double seconds); /* a statement finished (stmt_index: its position in the pool's statements) */
+    void *data;                   /* passed back */
+} hy_db_observer_t;
+
+/* Sets the observer (before the threads attach). The struct is copied. */
+void hy_db_pool_set_observer(hy_db_pool_t *pool, const hy_db_observer_t *observer);
+
 /* A consistent snapshot of the pool's counters (takes the pool lock briefly). */
 void hy_db_pool_stats(hy_db_pool_t *pool, hy_db_stats_t *out);
 

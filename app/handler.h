@@ -39,7 +39,13 @@ typedef struct st_hy_handler_def_t {
     const char *summary;                        /* one line for `hydrant check` and docs */
     const struct st_hy_db_stmt_t *const *stmts; /* NULL-terminated statements it runs (prepared on every connection),
                                                  * or NULL when the handler needs no database */
+    unsigned flags;                             /* HY_HANDLER_* */
 } hy_handler_def_t;
+
+enum {
+    HY_HANDLER_ADMIN = 1u << 0, /* an admin route (metrics, status): only on server.admin when one is configured */
+    HY_HANDLER_PROBE = 1u << 1  /* a probe (health, ready): on the public listeners and on server.admin */
+};
 
 /* The registry is a NULL-name-terminated table defined in h2o-handlers/registry.c. */
 extern const hy_handler_def_t hy_handler_registry[];

@@ -13,9 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <h2o/version.h>
+#include "accesslog.h"
+#include "clientip.h"
 #include "database.h"
+#include "log.h"
+#include "metrics.h"
+#include "procstat.h"
+#include "reqid.h"
 #include "db.h"
 #include "handlers.h"
 #include "json.h"
@@ -28,6 +36,7 @@ typedef struct st_listener_t {
     h2o_accept_ctx_t accept_ctx; /* what h2o_accept needs: context, hosts, SSL_CTX (NULL when plain) */
     h2o_socket_t *sock;          /* the listening socket on this thread's loop */
     hy_thread_t *thread;         /* owner */
+    int tls;                     /* a TLS listener (its connections' protocol is known at the first request) */
 } listener_t;
 
 struct st_hy_thread_t {
@@ -38,16 +47,24 @@ struct st_hy_thread_t {
     listener_t *listeners;              /* one per configured listener */
     int *fds;                           /* listening fds made for this thread (SO_REUSEPORT), one per listener */
     h2o_multithread_receiver_t control; /* messages from the main thread (shutdown, resume accepting) */
-    size_t num_conns;                   /* connections this thread holds now */
+    _Atomic size_t num_conns;           /* connections this thread holds now (read by status on other threads) */
     size_t num_inflight;                /* requests this thread is serving now */
     int accepting;                      /* listeners are reading */
     int shutting_down;                  /* a shutdown message arrived */
     hy_db_local_t *db;                  /* this thread's part of the database pool, or NULL */
+    hy_metrics_shard_t *metrics;        /* this thread's counters */
+    hy_reqid_gen_t reqid;               /* request ids */
+    hy_logbuf_t *log;                   /* the access log's batch, or NULL without an access log */
+    hy_sampler_t sampler;               /* access_log.sample */
+    h2o_timeout_entry_t flush_entry;    /* flushes the access log every second */
+    _Atomic uint64_t requests;          /* requests received (owner stores, status reads) */
+    _Atomic uint64_t *db_queries;       /* [statement][outcome] statements finished (owner stores, scrape reads) */
 };
 
 typedef struct st_root_handler_t {
     h2o_handler_t super;        /* first member: h2o calls on_req with this */
     struct st_server_t *server; /* back pointer */
+    int admin;                  /* serves server.admin: only admin routes and probes */
 } root_handler_t;
 
 typedef struct st_server_t {
@@ -64,6 +81,15 @@ typedef struct st_server_t {
     hy_conninfo_t conninfo;             /* libpq parameters (point into config->database) */
     hy_db_pool_t *db;                   /* the one pool, or NULL without a database */
     const hy_db_stmt_t **stmts;         /* the statements the pool prepares (NULL-terminated) */
+    size_t nstmts;                      /* number of them */
+    size_t nlisteners;                  /* config->nlisteners, plus one for server.admin */
+    h2o_hostconf_t *public_hosts[2];    /* the public listeners' host (NULL-terminated) */
+    h2o_hostconf_t *admin_hosts[2];     /* the admin listener's host (NULL-terminated) */
+    hy_metrics_t *metrics;              /* the registry */
+    size_t db_acquire_family;           /* hydrant_db_pool_acquire_seconds */
+    size_t db_query_family;             /* hydrant_db_query_duration_seconds{statement} */
+    int log_fd;                         /* the access log's fd (1 for stdout) */
+    struct timeval started_at;          /* for uptime */
 } server_t;
 
 static _Atomic int draining;             /* set when SIGTERM starts the drain */
@@ -76,9 +102,29 @@ typedef struct st_control_message_t {
 
 enum { CONTROL_SHUTDOWN = 1, CONTROL_RESUME };
 
-typedef struct st_inflight_t {
-    hy_thread_t *thread; /* whose in-flight count to lower when the request is disposed */
-} inflight_t;
+/* What hydrant keeps about one request, in its pool; the dispose callback records metrics and the access log. */
+typedef struct st_reqctx_t {
+    hy_thread_t *thread;               /* the thread serving it */
+    h2o_req_t *req;                    /* the request (whole until its pool is cleared, after this is disposed) */
+    const hy_route_t *route;           /* the matched route, or NULL */
+    unsigned mw;                       /* 1u << hy_mw_kind_t of the middleware that run */
+    unsigned method;                   /* HY_METRICS_* index */
+    size_t id_len;                     /* length of request_id (0: none) */
+    char request_id[HY_REQID_MAX + 1]; /* kept X-Request-Id or generated */
+    char client_ip[HY_CLIENT_IP_MAX];  /* the client's address ("" until client_ip ran) */
+} reqctx_t;
+
+/* Per connection: its thread and the protocol it is counted under in hydrant_connections. */
+typedef struct st_conn_state_t {
+    hy_thread_t *thread; /* the owner */
+    int proto;           /* HY_PROTO_*, or -1 until known (TLS before its first request) */
+} conn_state_t;
+
+enum { DB_OUTCOME_OK, DB_OUTCOME_ERROR, DB_OUTCOME_UNAVAILABLE, DB_OUTCOME_OVERLOADED, DB_OUTCOME_UNKNOWN, DB_NOUTCOMES };
+static const char *const db_outcomes[DB_NOUTCOMES] = {"ok", "error", "unavailable", "overloaded", "unknown_outcome"};
+
+static server_t *the_server;                       /* the process's server, for the metrics and status handlers */
+static const char reqctx_key[] = "hydrant.reqctx"; /* marks our entry in req->env */
 
 /* ---- the root handler ------------------------------------------------------------------------------------------------- */
 
@@ -108,27 +154,205 @@ int hy_server_db_ready(void)
     return pool == NULL || hy_db_pool_ready(pool);
 }
 
-static void on_inflight_dispose(void *p)
+/* ---- per-request context and middleware ------------------------------------------------------------------------------ */
+
+static reqctx_t *reqctx_of(h2o_req_t *req)
 {
-    inflight_t *f = p;
-    --f->thread->num_inflight;
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (req->env.entries[i].base == reqctx_key)
+            return (reqctx_t *)req->env.entries[i + 1].base;
+    return NULL;
+}
+
+const char *hy_req_id(h2o_req_t *req)
+{
+    reqctx_t *c = reqctx_of(req);
+    return c != NULL && c->id_len != 0 ? c->request_id : NULL;
+}
+
+const char *hy_req_client_ip(h2o_req_t *req)
+{
+    reqctx_t *c = reqctx_of(req);
+    return c != NULL && c->client_ip[0] != '\0' ? c->client_ip : NULL;
+}
+
+static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+static h2o_iovec_t header_value_str(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+/* request_id: keep a sane incoming X-Request-Id, else make one; echo it in the response. */
+static void mw_request_id(h2o_req_t *req, reqctx_t *c)
+{
+    h2o_iovec_t in = header_value_str(req, H2O_STRLIT("x-request-id"));
+    if (in.base != NULL && hy_reqid_is_sane(in.base, in.len)) {
+        memcpy(c->request_id, in.base, in.len);
+        c->request_id[in.len] = '\0';
+        c->id_len = in.len;
+    } else {
+        c->id_len = hy_reqid_next(&c->thread->reqid, c->request_id);
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, c->request_id, c->id_len);
+}
+
+/* client_ip: the peer, or behind a trusted proxy the forwarded client (several X-Forwarded-For headers joined). */
+static void mw_client_ip(h2o_req_t *req, reqctx_t *c, const hy_config_t *config)
+{
+    struct sockaddr_storage ss;
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
+        return;
+    h2o_iovec_t xff = {NULL, 0}, xri = {NULL, 0};
+    if (config->ntrusted_proxies != 0 && hy_cidr_match(config->trusted_proxies, config->ntrusted_proxies, (struct sockaddr *)&ss)) {
+        ssize_t i = -1;
+        while ((i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1) {
+            h2o_iovec_t v = req->headers.entries[i].value;
+            xff = xff.base == NULL ? v : h2o_concat(&req->pool, xff, h2o_iovec_init(H2O_STRLIT(", ")), v);
+        }
+        xri = header_value_str(req, H2O_STRLIT("x-real-ip"));
+    }
+    hy_client_ip((struct sockaddr *)&ss, xff.base, xff.len, xri.base, xri.len, config->trusted_proxies, config->ntrusted_proxies,
+                 c->client_ip, sizeof(c->client_ip));
+}
+
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    hy_thread_t *thread = H2O_STRUCT_FROM_MEMBER(hy_thread_t, flush_entry, entry);
+    hy_logbuf_flush(thread->log);
+    if (!thread->shutting_down)
+        h2o_timeout_link(thread->ctx.loop, &thread->ctx.one_sec_timeout, &thread->flush_entry);
+}
+
+/* The request is being disposed (answered, or abandoned by the client): record it. The request is still whole here. */
+static void on_req_done(void *p)
+{
+    reqctx_t *c = p;
+    hy_thread_t *thread = c->thread;
+    h2o_req_t *req = c->req;
+    const hy_config_t *config = thread->server->config;
+
+    --thread->num_inflight;
+    if ((c->mw & ((1u << HY_MW_METRICS) | (1u << HY_MW_ACCESS_LOG))) == 0)
+        return;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
+                 (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
+    if (us < 0)
+        us = 0;
+    uint64_t bytes_in = req->entity.base != NULL ? req->entity.len : 0;
+    if ((c->mw & (1u << HY_MW_METRICS)) != 0)
+        hy_metrics_request_done(thread->metrics, c->method, c->route != NULL ? c->route->index : config->nroutes, req->res.status,
+                                (double)us / 1e6, bytes_in, req->bytes_sent);
+    if ((c->mw & (1u << HY_MW_ACCESS_LOG)) != 0 && thread->log != NULL && !(c->route != NULL && c->route->log_excluded) &&
+        hy_accesslog_sampled(&thread->sampler, config->access_log_sample)) {
+        if (c->client_ip[0] == '\0') {
+            /* client_ip did not run: log the peer */
+            struct sockaddr_storage ss;
+            if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) != 0)
+                hy_client_ip((struct sockaddr *)&ss, NULL, 0, NULL, 0, NULL, 0, c->client_ip, sizeof(c->client_ip));
+        }
+        hy_accesslog_entry_t e;
+        memset(&e, 0, sizeof(e));
+        e.time = now;
+        e.request_id = c->id_len != 0 ? h2o_iovec_init(c->request_id, c->id_len) : h2o_iovec_init(NULL, 0);
+        e.client_ip = h2o_iovec_init(c->client_ip, strlen(c->client_ip));
+        e.method = req->input.method;
+        e.path = req->input.path;
+        if (c->route != NULL)
+            e.route = h2o_iovec_init(c->route->path, strlen(c->route->path));
+        e.status = req->res.status;
+        e.bytes_in = bytes_in;
+        e.bytes_out = req->bytes_sent;
+        e.duration_us = (uint64_t)us;
+        e.http_version = req->version;
+        e.tls = req->scheme == &H2O_URL_SCHEME_HTTPS;
+        e.user_agent = header_value(req, H2O_TOKEN_USER_AGENT);
+        h2o_iovec_t tp = header_value_str(req, H2O_STRLIT("traceparent"));
+        if (tp.base != NULL && hy_traceparent_is_valid(tp.base, tp.len))
+            e.traceparent = tp;
+        hy_accesslog_write(thread->log, &e);
+    }
+}
+
+/* Counts the connection under its protocol, learnt from its requests (h2c switches an HTTP/1.1 connection to HTTP/2). */
+static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->on_close.data == NULL)
+        return;
+    conn_state_t *cs = sock->on_close.data;
+    int proto = req->version >= 0x200 ? HY_PROTO_HTTP2 : HY_PROTO_HTTP1;
+    if (cs->proto == proto)
+        return;
+    if (cs->proto == -1)
+        hy_metrics_conn_open(thread->metrics, proto);
+    else if (cs->proto == HY_PROTO_HTTP1 && proto == HY_PROTO_HTTP2)
+        hy_metrics_conn_upgrade(thread->metrics);
+    else
+        return;
+    cs->proto = proto;
 }
 
 static int on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     root_handler_t *self = (root_handler_t *)_self;
     server_t *server = self->server;
+    const hy_config_t *config = server->config;
     hy_thread_t *thread = hy_thread_of(req);
 
-    inflight_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_inflight_dispose);
-    f->thread = thread;
+    reqctx_t *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), on_req_done);
+    c->thread = thread;
+    c->req = req;
+    c->route = NULL;
+    c->mw = 0;
+    c->id_len = 0;
+    c->client_ip[0] = '\0';
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init(reqctx_key, 0);
+    req->env.entries[req->env.size++] = h2o_iovec_init((char *)c, 0);
     ++thread->num_inflight;
+    atomic_store_explicit(&thread->requests, atomic_load_explicit(&thread->requests, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    track_protocol(req, thread);
 
     unsigned method = hy_method_from_name(req->input.method.base, req->input.method.len);
+    c->method = method != 0 ? (unsigned)__builtin_ctz(method) : HY_METRICS_OTHER;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *buf = h2o_mem_alloc_pool(&req->pool, path_len + HY_MAX_PARAMS + 1);
     hy_match_t match;
-    switch (hy_router_match(server->config->router, method, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &match)) {
+    hy_match_result_t result =
+        hy_router_match(config->router, method, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &match);
+    if (result == HY_MATCH_OK) {
+        const hy_route_t *r = match.data;
+        unsigned flags = r->kind == HY_ROUTE_HANDLER ? r->handler->flags : 0;
+        /* server.admin serves the admin routes and the probes only; with it, the public listeners do not serve admin routes */
+        if (self->admin ? (flags & (HY_HANDLER_ADMIN | HY_HANDLER_PROBE)) == 0
+                        : (config->admin != NULL && (flags & HY_HANDLER_ADMIN) != 0))
+            result = HY_MATCH_NOT_FOUND;
+        else
+            c->route = r;
+    }
+
+    /* middleware, in the order the configuration lists them; access_log and metrics record at dispose */
+    const hy_middleware_t *mw = c->route != NULL ? &c->route->middleware : &config->middleware;
+    c->mw = mw->mask;
+    if ((mw->mask & (1u << HY_MW_METRICS)) != 0)
+        hy_metrics_request_start(thread->metrics);
+    for (size_t i = 0; i != mw->n; ++i) {
+        if (mw->kinds[i] == HY_MW_REQUEST_ID)
+            mw_request_id(req, c);
+        else if (mw->kinds[i] == HY_MW_CLIENT_IP)
+            mw_client_ip(req, c, config);
+    }
+
+    switch (result) {
     case HY_MATCH_OK:
         break;
     case HY_MATCH_NOT_FOUND:
@@ -151,7 +375,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         hy_respond_error(req, &server->too_large);
         return 0;
     }
-    const hy_route_t *route = match.data;
+    const hy_route_t *route = c->route;
     hy_param_t *params = NULL;
     if (match.nparams != 0) {
         params = h2o_mem_alloc_pool(&req->pool, sizeof(*params) * match.nparams);
@@ -170,7 +394,7 @@ static void stop_accepting(hy_thread_t *thread)
     if (!thread->accepting)
         return;
     thread->accepting = 0;
-    for (size_t i = 0; i != thread->server->config->nlisteners; ++i)
+    for (size_t i = 0; i != thread->server->nlisteners; ++i)
         h2o_socket_read_stop(thread->listeners[i].sock);
 }
 
@@ -181,15 +405,19 @@ static void start_accepting(hy_thread_t *thread)
     if (thread->accepting || thread->shutting_down)
         return;
     thread->accepting = 1;
-    for (size_t i = 0; i != thread->server->config->nlisteners; ++i)
+    for (size_t i = 0; i != thread->server->nlisteners; ++i)
         h2o_socket_read_start(thread->listeners[i].sock, on_accept);
 }
 
 static void on_conn_close(void *data)
 {
-    hy_thread_t *thread = data;
+    conn_state_t *cs = data;
+    hy_thread_t *thread = cs->thread;
     server_t *server = thread->server;
-    --thread->num_conns;
+    if (cs->proto != -1)
+        hy_metrics_conn_close(thread->metrics, cs->proto);
+    free(cs);
+    atomic_fetch_sub_explicit(&thread->num_conns, 1, memory_order_relaxed);
     size_t prev = atomic_fetch_sub(&server->num_conns, 1);
     if (prev == server->config->limits.max_connections) {
         /* some threads may have paused accepting at the limit: wake them all */
@@ -220,9 +448,16 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
         if (sock == NULL)
             return;
         atomic_fetch_add(&server->num_conns, 1);
-        ++thread->num_conns;
+        atomic_fetch_add_explicit(&thread->num_conns, 1, memory_order_relaxed);
+        conn_state_t *cs = malloc(sizeof(*cs));
+        if (cs == NULL)
+            abort();
+        cs->thread = thread;
+        cs->proto = listener->tls ? -1 : HY_PROTO_HTTP1;
+        if (cs->proto != -1)
+            hy_metrics_conn_open(thread->metrics, cs->proto);
         sock->on_close.cb = on_conn_close;
-        sock->on_close.data = thread;
+        sock->on_close.data = cs;
         h2o_accept(&listener->accept_ctx, sock);
     }
 }
@@ -235,7 +470,7 @@ static void begin_shutdown(hy_thread_t *thread)
         return;
     stop_accepting(thread);
     thread->shutting_down = 1;
-    for (size_t i = 0; i != thread->server->config->nlisteners; ++i) {
+    for (size_t i = 0; i != thread->server->nlisteners; ++i) {
         h2o_socket_close(thread->listeners[i].sock);
         thread->listeners[i].sock = NULL;
     }
@@ -270,12 +505,24 @@ static void *thread_main(void *arg)
     server_t *server = thread->server;
     const hy_config_t *config = server->config;
 
-    for (size_t i = 0; i != config->nlisteners; ++i) {
+    hy_reqid_thread_init(&thread->reqid, (unsigned)thread->index);
+    hy_sampler_init(&thread->sampler, (uint64_t)thread->index * 0x9e3779b97f4a7c15u + (uint64_t)time(NULL));
+    if (server->log_fd != -1) {
+        thread->log = malloc(sizeof(*thread->log));
+        if (thread->log == NULL)
+            abort();
+        hy_logbuf_init(thread->log, server->log_fd);
+        thread->flush_entry.cb = on_flush;
+        h2o_timeout_link(thread->ctx.loop, &thread->ctx.one_sec_timeout, &thread->flush_entry);
+    }
+    for (size_t i = 0; i != server->nlisteners; ++i) {
         listener_t *l = &thread->listeners[i];
+        int admin = i == config->nlisteners;
         l->thread = thread;
+        l->tls = !admin && config->listeners[i].tls != NULL;
         l->accept_ctx.ctx = &thread->ctx;
-        l->accept_ctx.hosts = server->globalconf.hosts;
-        l->accept_ctx.ssl_ctx = server->ssl_ctxs[i];
+        l->accept_ctx.hosts = admin ? server->admin_hosts : server->public_hosts;
+        l->accept_ctx.ssl_ctx = admin ? NULL : server->ssl_ctxs[i];
         l->sock = h2o_evloop_socket_create(thread->ctx.loop, thread->fds[i], H2O_SOCKET_FLAG_DONT_READ);
         l->sock->data = l;
     }
@@ -303,6 +550,10 @@ static void *thread_main(void *arg)
     if (thread->db != NULL) {
         hy_db_local_detach(thread->db);
         h2o_evloop_run(thread->ctx.loop, 0); /* frees the sockets the detach closed */
+    }
+    if (thread->log != NULL) {
+        h2o_timeout_unlink(&thread->flush_entry);
+        hy_logbuf_flush(thread->log);
     }
     hy_json_thread_dispose();
     return NULL;
@@ -384,11 +635,17 @@ static void setup_globalconf(server_t *server)
     g->http2.graceful_shutdown_timeout = c->timeouts.shutdown_ms;
     g->http2.max_concurrent_requests_per_connection = c->limits.max_concurrent_streams;
 
-    h2o_hostconf_t *host = h2o_config_register_host(g, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-    root_handler_t *root = (root_handler_t *)h2o_create_handler(path, sizeof(*root));
-    root->super.on_req = on_req;
-    root->server = server;
+    /* one host for the public listeners and one for server.admin, each with its own root handler; every listener is
+     * given its own hosts list, so a Host header cannot reach the other one */
+    for (int admin = 0; admin != 2; ++admin) {
+        h2o_hostconf_t *host = h2o_config_register_host(g, h2o_iovec_init(admin ? "admin" : "default", admin ? 5 : 7), 65535);
+        h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+        root_handler_t *root = (root_handler_t *)h2o_create_handler(path, sizeof(*root));
+        root->super.on_req = on_req;
+        root->server = server;
+        root->admin = admin;
+        (admin ? server->admin_hosts : server->public_hosts)[0] = host;
+    }
 
     server->not_found = hy_error_body_render(404, "not_found", "no route matches this path");
     server->method_not_allowed = hy_error_body_render(405, "method_not_allowed", "the route does not allow this method");
@@ -434,6 +691,7 @@ static int setup_database(server_t *server)
         return -1;
     }
     server->stmts = stmts;
+    server->nstmts = n;
     char where[256];
     hy_database_describe(&c->database, where, sizeof(where));
     fprintf(stderr, "hydrant: database %s (pool: max_open=%ju, %zu statements)\n", where, (uintmax_t)c->database.max_open, n);
@@ -446,18 +704,196 @@ static int setup_database(server_t *server)
 static int open_all_listeners(server_t *server)
 {
     const hy_config_t *c = server->config;
-    for (size_t i = 0; i != c->nlisteners; ++i) {
+    for (size_t i = 0; i != server->nlisteners; ++i) {
+        const hy_listener_t *l = i == c->nlisteners ? c->admin : &c->listeners[i];
         /* A probe bound without SO_REUSEPORT fails when anything (even another hydrant) holds the address, which a
          * reuseport bind alone would silently share. */
-        int probe = open_listener(&c->listeners[i], 0);
+        int probe = open_listener(l, 0);
         if (probe == -1)
             return -1;
         close(probe);
         for (size_t t = 0; t != c->threads; ++t)
-            if ((server->threads[t].fds[i] = open_listener(&c->listeners[i], 1)) == -1)
+            if ((server->threads[t].fds[i] = open_listener(l, 1)) == -1)
                 return -1;
     }
     return 0;
+}
+
+/* ---- metrics and status ----------------------------------------------------------------------------------------------- */
+
+static void on_db_acquired(void *data, size_t thread, double seconds)
+{
+    server_t *server = data;
+    hy_metrics_histogram_observe(server->threads[thread].metrics, server->db_acquire_family, 0, seconds);
+}
+
+static void on_db_done(void *data, size_t thread, size_t stmt, hy_db_status_t status, double seconds)
+{
+    server_t *server = data;
+    hy_thread_t *t = &server->threads[thread];
+    int outcome = status == HY_DB_OK            ? DB_OUTCOME_OK
+                  : status == HY_DB_QUERY_ERROR ? DB_OUTCOME_ERROR
+                  : status == HY_DB_OVERLOADED  ? DB_OUTCOME_OVERLOADED
+                  : status == HY_DB_UNAVAILABLE ? DB_OUTCOME_UNAVAILABLE
+                                                : DB_OUTCOME_UNKNOWN;
+    if (stmt >= server->nstmts)
+        return;
+    _Atomic uint64_t *n = &t->db_queries[stmt * DB_NOUTCOMES + (size_t)outcome];
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
+    if (status == HY_DB_OK || status == HY_DB_QUERY_ERROR)
+        hy_metrics_histogram_observe(t->metrics, server->db_query_family, stmt, seconds);
+}
+
+/* Scrape-time families: build info, threads, the pool's gauges and counters, statements by outcome. */
+static void on_collect(void *data, hy_metrics_writer_t *w)
+{
+    server_t *server = data;
+    char labels[1024], ossl[128], esc[3][160];
+    snprintf(ossl, sizeof(ossl), "%s", OpenSSL_version(OPENSSL_VERSION));
+    hy_metrics_escape_label_value(HY_VERSION, esc[0], sizeof(esc[0]));
+    hy_metrics_escape_label_value(H2O_VERSION, esc[1], sizeof(esc[1]));
+    hy_metrics_escape_label_value(ossl, esc[2], sizeof(esc[2]));
+    snprintf(labels, sizeof(labels), "version=\"%s\",h2o_version=\"%s\",openssl_version=\"%s\"", esc[0], esc[1], esc[2]);
+    hy_metrics_write_gauge(w, "hydrant_build_info", "hydrant's version and the versions of its libraries.", labels, 1);
+    hy_metrics_write_gauge(w, "hydrant_threads", "Event-loop threads.", NULL, server->config->threads);
+    if (server->db == NULL)
+        return;
+    hy_db_stats_t st;
+    hy_db_pool_stats(server->db, &st);
+    hy_metrics_write_gauge(w, "hydrant_db_pool_connections", "Database connections by state.", "state=\"open\"", (double)st.open);
+    hy_metrics_write_gauge(w, "hydrant_db_pool_connections", "Database connections by state.", "state=\"idle\"", (double)st.idle);
+    hy_metrics_write_gauge(w, "hydrant_db_pool_connections", "Database connections by state.", "state=\"in_use\"",
+                           (double)st.in_use);
+    hy_metrics_write_gauge(w, "hydrant_db_pool_waiting", "Statements waiting for a database connection.", NULL, (double)st.waiting);
+    hy_metrics_write_gauge(w, "hydrant_db_pool_ready", "1 when the pool has a live connection.", NULL,
+                           hy_db_pool_ready(server->db));
+    hy_metrics_write_counter(w, "hydrant_db_pool_acquire_timeouts_total",
+                             "Statements that found no connection within acquire_timeout.", NULL, (double)st.acquire_timeouts);
+    hy_metrics_write_counter(w, "hydrant_db_pool_connection_errors_total", "Failed connection attempts and lost connections.", NULL,
+                             (double)st.connect_errors);
+    for (size_t s = 0; s != server->nstmts; ++s) {
+        for (int o = 0; o != DB_NOUTCOMES; ++o) {
+            uint64_t sum = 0;
+            for (size_t t = 0; t != server->config->threads; ++t)
+                sum += atomic_load_explicit(&server->threads[t].db_queries[s * DB_NOUTCOMES + (size_t)o], memory_order_relaxed);
+            snprintf(labels, sizeof(labels), "statement=\"%s\",outcome=\"%s\"", server->stmts[s]->name, db_outcomes[o]);
+            hy_metrics_write_counter(w, "hydrant_db_queries_total", "Statements run, by statement and outcome.", labels,
+                                     (double)sum);
+        }
+    }
+}
+
+/* Creates the registry with the route templates, the pool's families and the collectors. */
+static void setup_metrics(server_t *server)
+{
+    const hy_config_t *c = server->config;
+    const char **routes = calloc(c->nroutes + 1, sizeof(*routes));
+    if (routes == NULL)
+        abort();
+    for (size_t i = 0; i != c->nroutes; ++i)
+        routes[i] = c->routes[i].path;
+    server->metrics = hy_metrics_create(c->threads, routes, c->nroutes, c->buckets, c->nbuckets);
+    free(routes);
+    if (server->metrics == NULL) {
+        hy_log("error", NULL, "cannot create the metrics registry");
+        abort();
+    }
+    if (server->db != NULL) {
+        const char **names = calloc(server->nstmts + 1, sizeof(*names));
+        if (names == NULL)
+            abort();
+        for (size_t i = 0; i != server->nstmts; ++i)
+            names[i] = server->stmts[i]->name;
+        if (hy_metrics_add_histogram(server->metrics, "hydrant_db_pool_acquire_seconds",
+                                     "Time statements waited for a database connection.", NULL, NULL, 1, NULL, 0,
+                                     &server->db_acquire_family) != 0 ||
+            hy_metrics_add_histogram(server->metrics, "hydrant_db_query_duration_seconds",
+                                     "Time from sending a statement to its answer, by statement.", "statement", names,
+                                     server->nstmts, NULL, 0, &server->db_query_family) != 0) {
+            hy_log("error", NULL, "cannot create the database metrics");
+            abort();
+        }
+        free(names);
+        hy_db_observer_t obs = {on_db_acquired, on_db_done, server};
+        hy_db_pool_set_observer(server->db, &obs);
+    }
+    hy_metrics_add_collector(server->metrics, hy_procstat_collect, NULL);
+    hy_metrics_add_collector(server->metrics, on_collect, server);
+    for (size_t t = 0; t != c->threads; ++t) {
+        server->threads[t].metrics = hy_metrics_shard(server->metrics, t);
+        server->threads[t].db_queries = calloc(server->nstmts * DB_NOUTCOMES + 1, sizeof(_Atomic uint64_t));
+        if (server->threads[t].db_queries == NULL)
+            abort();
+    }
+}
+
+char *hy_server_metrics_render(size_t *len)
+{
+    return the_server != NULL ? hy_metrics_render(the_server->metrics, len) : NULL;
+}
+
+void hy_server_write_status(yajl_gen g)
+{
+    server_t *server = the_server;
+    const hy_config_t *c = server->config;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double uptime = (double)(now.tv_sec - server->started_at.tv_sec) + (double)(now.tv_usec - server->started_at.tv_usec) / 1e6;
+    char num[64];
+
+    yajl_gen_map_open(g);
+    hy_json_kv_str(g, "version", HY_VERSION);
+    hy_json_kv_str(g, "h2o_version", H2O_VERSION);
+    hy_json_str(g, "uptime_seconds");
+    snprintf(num, sizeof(num), "%.3f", uptime);
+    yajl_gen_number(g, num, strlen(num));
+    hy_json_kv_str(g, "state", atomic_load(&draining) ? "draining" : "serving");
+    hy_json_kv_int(g, "threads", c->threads);
+    hy_json_str(g, "per_thread");
+    yajl_gen_array_open(g);
+    uint64_t total_req = 0, total_conn = 0;
+    for (size_t t = 0; t != c->threads; ++t) {
+        uint64_t r = atomic_load_explicit(&server->threads[t].requests, memory_order_relaxed);
+        size_t n = atomic_load_explicit(&server->threads[t].num_conns, memory_order_relaxed);
+        total_req += r;
+        total_conn += n;
+        yajl_gen_map_open(g);
+        hy_json_kv_int(g, "thread", (long long)t);
+        hy_json_kv_int(g, "connections", (long long)n);
+        hy_json_kv_int(g, "requests", (long long)r);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    hy_json_kv_int(g, "connections", (long long)total_conn);
+    hy_json_kv_int(g, "requests", (long long)total_req);
+    hy_json_str(g, "database");
+    if (server->db == NULL) {
+        yajl_gen_null(g);
+    } else {
+        hy_db_stats_t st;
+        char where[256];
+        hy_db_pool_stats(server->db, &st);
+        hy_database_describe(&c->database, where, sizeof(where));
+        yajl_gen_map_open(g);
+        hy_json_kv_str(g, "target", where); /* user@host:port/db: never the password */
+        hy_json_str(g, "ready");
+        yajl_gen_bool(g, hy_db_pool_ready(server->db));
+        hy_json_kv_int(g, "open", (long long)st.open);
+        hy_json_kv_int(g, "idle", (long long)st.idle);
+        hy_json_kv_int(g, "in_use", (long long)st.in_use);
+        hy_json_kv_int(g, "waiting", (long long)st.waiting);
+        hy_json_kv_int(g, "max_open", (long long)c->database.max_open);
+        hy_json_kv_int(g, "acquire_timeouts", (long long)st.acquire_timeouts);
+        hy_json_kv_int(g, "connection_errors", (long long)st.connect_errors);
+        yajl_gen_map_close(g);
+    }
+    hy_json_str(g, "config");
+    yajl_gen_map_open(g);
+    hy_json_kv_str(g, "file", c->file);
+    hy_json_kv_int(g, "loaded_at", (long long)c->loaded_at);
+    hy_json_kv_int(g, "routes", (long long)c->nroutes);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
 }
 
 int hy_server_run(const hy_config_t *config)
@@ -468,6 +904,10 @@ int hy_server_run(const hy_config_t *config)
 
     memset(&server, 0, sizeof(server));
     server.config = config;
+    server.nlisteners = config->nlisteners + (config->admin != NULL ? 1 : 0);
+    server.log_fd = -1;
+    gettimeofday(&server.started_at, NULL);
+    the_server = &server;
     signal(SIGPIPE, SIG_IGN);
 
     server.ssl_ctxs = calloc(config->nlisteners, sizeof(*server.ssl_ctxs));
@@ -475,11 +915,11 @@ int hy_server_run(const hy_config_t *config)
     if (server.ssl_ctxs == NULL || server.threads == NULL)
         abort();
     for (size_t t = 0; t != config->threads; ++t) {
-        server.threads[t].fds = malloc(sizeof(int) * config->nlisteners);
-        server.threads[t].listeners = calloc(config->nlisteners, sizeof(listener_t));
+        server.threads[t].fds = malloc(sizeof(int) * server.nlisteners);
+        server.threads[t].listeners = calloc(server.nlisteners, sizeof(listener_t));
         if (server.threads[t].fds == NULL || server.threads[t].listeners == NULL)
             abort();
-        for (size_t i = 0; i != config->nlisteners; ++i)
+        for (size_t i = 0; i != server.nlisteners; ++i)
             server.threads[t].fds[i] = -1;
     }
     for (size_t i = 0; i != config->nlisteners; ++i)
@@ -490,6 +930,19 @@ int hy_server_run(const hy_config_t *config)
     setup_globalconf(&server);
     if (setup_database(&server) != 0)
         goto Exit;
+    setup_metrics(&server);
+    if (config->access_log_path != NULL) {
+        if ((server.log_fd = hy_logbuf_open(config->access_log_path)) == -1) {
+            fprintf(stderr, "hydrant: cannot open the access log \"%s\": %s\n", config->access_log_path, strerror(errno));
+            goto Exit;
+        }
+    } else {
+        for (size_t i = 0; i != config->nroutes && server.log_fd == -1; ++i)
+            if ((config->routes[i].middleware.mask & (1u << HY_MW_ACCESS_LOG)) != 0)
+                server.log_fd = 1;
+        if ((config->middleware.mask & (1u << HY_MW_ACCESS_LOG)) != 0)
+            server.log_fd = 1;
+    }
 
     /* Signals go to the main thread only, which waits for them below. */
     sigemptyset(&sigs);
@@ -513,6 +966,9 @@ int hy_server_run(const hy_config_t *config)
         fprintf(stderr, "hydrant: listening on %s%s%s:%u (%s)\n", strchr(l->host, ':') ? "[" : "", l->host,
                 strchr(l->host, ':') ? "]" : "", (unsigned)l->port, l->tls ? "TLS: h2, HTTP/1.1" : "HTTP/1.1, h2c");
     }
+    if (config->admin != NULL)
+        fprintf(stderr, "hydrant: listening on %s:%u (admin: metrics, status, health, ready)\n", config->admin->host,
+                (unsigned)config->admin->port);
     fprintf(stderr, "hydrant: serving with %u thread%s\n", config->threads, config->threads == 1 ? "" : "s");
 
     for (;;) {
@@ -545,7 +1001,7 @@ int hy_server_run(const hy_config_t *config)
 
 Exit:
     for (size_t t = 0; t != config->threads; ++t) {
-        for (size_t i = 0; i != config->nlisteners; ++i)
+        for (size_t i = 0; i != server.nlisteners; ++i)
             if (server.threads[t].fds[i] != -1)
                 close(server.threads[t].fds[i]);
         free(server.threads[t].fds);

@@ -3,6 +3,7 @@
 #define HY_SERVER_H
 
 #include <h2o.h>
+#include <yajl/yajl_gen.h>
 #include "config.h"
 
 typedef struct st_hy_thread_t hy_thread_t;
@@ -27,5 +28,21 @@ int hy_server_draining(void);
 
 /* 1 when no database is configured or the pool has a live connection. Any thread. */
 int hy_server_db_ready(void);
+
+/* The request's id (request_id middleware: the kept X-Request-Id or a generated one), or NULL when it did not run.
+ * Valid until the request is disposed. */
+const char *hy_req_id(h2o_req_t *req);
+
+/* The request's client address as text (client_ip middleware), or NULL when it did not run. Valid until the request
+ * is disposed. */
+const char *hy_req_client_ip(h2o_req_t *req);
+
+/* The Prometheus exposition of the whole process: malloc'ed (the caller frees), its length in *len. Any thread; never
+ * blocks the event-loop threads. NULL before the server runs. */
+char *hy_server_metrics_render(size_t *len);
+
+/* Writes the status document (version, uptime, threads, per-thread connections and requests, pool, config file and
+ * load time; no secrets) as one JSON object into g. */
+void hy_server_write_status(yajl_gen g);
 
 #endif

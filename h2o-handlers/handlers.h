@@ -22,6 +22,13 @@ int hy_static_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *
  * not draining; 503 otherwise. */
 int hy_ready_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
 
+/* `handler: metrics`: the Prometheus exposition of the whole process (all threads summed). */
+int hy_metrics_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+
+/* `handler: status`: a JSON document with version, uptime, threads, per-thread connections and requests, the pool's
+ * state, and the config file with its load time. No secrets. */
+int hy_status_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+
 /* The users API (users.c). Routes pass the user id as the first path parameter (`{id:int}`). */
 int hy_users_get_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
 int hy_users_create_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
