@@ -17,6 +17,20 @@ static inline int is_plain(unsigned char c)
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
+/* 1 when none of the 8 bytes at s needs a look of its own: no control byte, DEL, '"', '\\' or byte >= 0x80. Each test is
+ * the "some byte is zero / less than n" word trick, exact as a yes/no answer. */
+static inline int plain8(const unsigned char *s)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    uint64_t w, q, b, d;
+    memcpy(&w, s, 8);
+    q = w ^ (ones * '"');
+    b = w ^ (ones * '\\');
+    d = w ^ (ones * 0x7f);
+    uint64_t hits = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d) | w;
+    return (hits & high) == 0;
+}
+
 static const char hexdig[] = "0123456789abcdef";
 
 /* Looks at the bytes from s[0] (which is not plain) and writes the output for the unit starting there into unit[]:
@@ -95,6 +109,12 @@ static size_t escape(char **pp, const char *lim, const char *str, size_t len)
     char *p = *pp;
     size_t i = 0;
     while (i != len) {
+        if (len - i >= 8 && lim - p >= 8 && plain8(s + i)) {
+            memcpy(p, s + i, 8);
+            p += 8;
+            i += 8;
+            continue;
+        }
         if (is_plain(s[i])) {
             if (p == lim)
                 break;
@@ -119,6 +139,10 @@ static size_t escaped_len(const char *str, size_t len)
     const unsigned char *s = (const unsigned char *)str;
     size_t out = 0;
     for (size_t i = 0; i != len;) {
+        if (len - i >= 8 && plain8(s + i)) {
+            out += 8, i += 8;
+            continue;
+        }
         if (is_plain(s[i])) {
             ++out, ++i;
             continue;
@@ -483,7 +507,7 @@ void hy_logbuf_init(hy_logbuf_t *lb, int fd)
     struct stat st;
     lb->fd = fd;
     lb->len = 0;
-    lb->piece = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? HY_LOGBUF_SIZE : PIPE_BUF;
+    lb->piece = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? PIPE_BUF : HY_LOGBUF_SIZE;
     lb->writes = 0;
     lb->bytes_written = 0;
     lb->bytes_dropped = 0;

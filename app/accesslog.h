@@ -79,16 +79,18 @@ size_t hy_errorlog_format(char *buf, size_t bufsize, const char *level, const ch
 
 /* Lines of one thread, written to `fd` in batches. Owned and used by a single thread (no locks); any number of threads
  * may write their own buffers to the same fd. Each write(2) holds whole lines:
- * - to a regular file (open it with O_APPEND: hy_logbuf_open) the batch is one write, which the kernel appends whole;
- * - to anything else (a pipe such as a container's stdout, a socket) a batch is written in pieces of at most PIPE_BUF
- *   bytes ending at line ends, because only writes that small are atomic on a pipe: larger ones from several threads
- *   may interleave mid-line when the pipe is full. A single line longer than PIPE_BUF is one write of its own.
+ * - to a regular file (open it with O_APPEND: hy_logbuf_open), a terminal or /dev/null, a batch is one write, which the
+ *   kernel appends whole;
+ * - to a pipe (such as a container's stdout) or a socket, a batch is written in pieces of at most PIPE_BUF bytes ending
+ *   at line ends, because only writes that small are atomic on a pipe: larger ones from several threads may interleave
+ *   mid-line when the pipe is full. A single line longer than PIPE_BUF is one write of its own. A server that runs one
+ *   thread, or accepts that risk, may set `piece` to HY_LOGBUF_SIZE after hy_logbuf_init.
  * A blocking fd stalls the thread while the reader is slow, as any logging to stdout does. When the fd refuses the
  * bytes (an error, or EAGAIN on a non-blocking fd), the rest of the batch is dropped and counted, never retried. */
 typedef struct st_hy_logbuf_t {
     int fd;                   /* where batches go (not owned: the caller closes it) */
     size_t len;               /* bytes waiting in buf */
-    size_t piece;             /* most bytes per write(2): HY_LOGBUF_SIZE for regular files, else PIPE_BUF */
+    size_t piece;             /* most bytes per write(2): PIPE_BUF for pipes and sockets, else HY_LOGBUF_SIZE */
     uint64_t writes;          /* write(2) calls made */
     uint64_t bytes_written;   /* bytes the fd accepted */
     uint64_t bytes_dropped;   /* bytes lost to write errors */
@@ -100,7 +102,7 @@ typedef struct st_hy_logbuf_t {
  * owns, or -1 with errno set. */
 int hy_logbuf_open(const char *path);
 
-/* Prepares an empty buffer writing to `fd` (fstat(2) once, to pick the write size). The fd stays the caller's and
+/* Prepares an empty buffer writing to `fd` (fstat(2) once, to pick `piece`). The fd stays the caller's and
  * must outlive the buffer. */
 void hy_logbuf_init(hy_logbuf_t *lb, int fd);
 

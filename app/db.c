@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include "db.h"
+#include "log.h"
 
 #define TICK_MS 50          /* housekeeping period of each thread */
 #define BACKOFF_MIN_MS 100  /* first reconnect delay after a failure */
@@ -161,7 +162,7 @@ static void log_conn_error(const char *what, PGconn *pg)
     size_t len = strlen(msg);
     while (len != 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
         --len;
-    fprintf(stderr, "hydrant: database: %s: %.*s\n", what, (int)len, msg);
+    hy_log("error", NULL, "database: %s: %.*s", what, (int)len, msg);
 }
 
 static uint64_t now_ns(void)
@@ -461,8 +462,8 @@ static int conn_read(conn_t *c)
             if (q->stmt == NULL) {
                 int failed = q->res == NULL || PQresultStatus(q->res) != PGRES_COMMAND_OK;
                 if (failed) {
-                    fprintf(stderr, "hydrant: database: cannot prepare \"%s\": %s", q->prepare_name,
-                            q->res != NULL ? PQresultErrorMessage(q->res) : "no result\n");
+                    hy_log("error", NULL, "database: cannot prepare \"%s\": %s", q->prepare_name,
+                           q->res != NULL ? PQresultErrorMessage(q->res) : "no result\n");
                     query_free(q);
                     conn_fail(c, "prepare failed");
                     return -1;

@@ -694,7 +694,7 @@ static int setup_database(server_t *server)
     server->nstmts = n;
     char where[256];
     hy_database_describe(&c->database, where, sizeof(where));
-    fprintf(stderr, "hydrant: database %s (pool: max_open=%ju, %zu statements)\n", where, (uintmax_t)c->database.max_open, n);
+    hy_log("info", NULL, "database %s (pool: max_open=%ju, %zu statements)", where, (uintmax_t)c->database.max_open, n);
     atomic_store(&process_db, server->db);
     return 0;
 }
@@ -963,24 +963,23 @@ int hy_server_run(const hy_config_t *config)
 
     for (size_t i = 0; i != config->nlisteners; ++i) {
         const hy_listener_t *l = &config->listeners[i];
-        fprintf(stderr, "hydrant: listening on %s%s%s:%u (%s)\n", strchr(l->host, ':') ? "[" : "", l->host,
-                strchr(l->host, ':') ? "]" : "", (unsigned)l->port, l->tls ? "TLS: h2, HTTP/1.1" : "HTTP/1.1, h2c");
+        hy_log("info", NULL, "listening on %s%s%s:%u (%s)", strchr(l->host, ':') ? "[" : "", l->host,
+               strchr(l->host, ':') ? "]" : "", (unsigned)l->port, l->tls ? "TLS: h2, HTTP/1.1" : "HTTP/1.1, h2c");
     }
     if (config->admin != NULL)
-        fprintf(stderr, "hydrant: listening on %s:%u (admin: metrics, status, health, ready)\n", config->admin->host,
-                (unsigned)config->admin->port);
-    fprintf(stderr, "hydrant: serving with %u thread%s\n", config->threads, config->threads == 1 ? "" : "s");
+        hy_log("info", NULL, "listening on %s:%u (admin: metrics, status, health, ready)", config->admin->host,
+               (unsigned)config->admin->port);
+    hy_log("info", NULL, "serving with %u thread%s", config->threads, config->threads == 1 ? "" : "s");
 
     for (;;) {
         int sig = sigwaitinfo(&sigs, NULL);
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP)
-            fprintf(stderr, "hydrant: SIGHUP ignored (configuration reload is not supported yet)\n");
+            hy_log("warn", NULL, "SIGHUP ignored (configuration reload is not supported yet)");
     }
     atomic_store(&draining, 1);
-    fprintf(stderr, "hydrant: shutting down: draining connections (up to %llums)\n",
-            (unsigned long long)config->timeouts.shutdown_ms);
+    hy_log("info", NULL, "shutting down: draining connections (up to %llums)", (unsigned long long)config->timeouts.shutdown_ms);
     for (size_t t = 0; t != config->threads; ++t) {
         control_message_t *m = calloc(1, sizeof(*m));
         if (m == NULL)
@@ -993,7 +992,7 @@ int hy_server_run(const hy_config_t *config)
     atomic_store(&process_db, NULL);
     hy_db_pool_free(server.db);
     free(server.stmts);
-    fprintf(stderr, "hydrant: stopped\n");
+    hy_log("info", NULL, "stopped");
     ret = 0;
     /* Contexts and loops are left to process exit: connections still open past the shutdown deadline belong to
      * them, and disposing a context under live connections is unsafe in libh2o 2.2.5. */

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "handlers.h"
 #include "json.h"
+#include "log.h"
 #include "respond.h"
 #include "server.h"
 
@@ -52,7 +53,7 @@ static void respond_db_error(h2o_req_t *req, const hy_db_result_t *r, const char
             hy_respond_error_dynamic(req, 504, "database_timeout", "the database did not answer in time");
             return;
         }
-        fprintf(stderr, "hydrant: database: %s failed: SQLSTATE %s: %s", what, r->sqlstate, r->message);
+        hy_log("error", hy_req_id(req), "database: %s failed: SQLSTATE %s: %s", what, r->sqlstate, r->message);
         hy_respond_error_dynamic(req, 500, "database_error", "the database rejected the request");
         return;
     case HY_DB_UNKNOWN_OUTCOME:
@@ -399,10 +400,7 @@ static void profile_branch_done(profile_req_t *p, const hy_db_result_t *r, const
         return;
     if (r->status != HY_DB_OK) {
         p->failed = 1;
-        fprintf(stderr, "hydrant: database: profile %s failed (%d)%s%s", what, (int)r->status, r->message[0] ? ": " : "\n",
-                r->message);
-        if (r->message[0] != '\0' && r->message[strlen(r->message) - 1] != '\n')
-            fputc('\n', stderr);
+        hy_log("error", hy_req_id(p->req), "database: profile %s failed (status %d): %s", what, (int)r->status, r->message);
         h2o_add_header(&p->req->pool, &p->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         hy_respond_error_dynamic(p->req, 503, "profile_unavailable", "part of the profile could not be loaded; try again");
         return;
