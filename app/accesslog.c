@@ -2,6 +2,9 @@
  * batching writer, and the sampler. */
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,18 +20,37 @@ static inline int is_plain(unsigned char c)
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
-/* 1 when none of the 8 bytes at s needs a look of its own: no control byte, DEL, '"', '\\' or byte >= 0x80. Each test is
- * the "some byte is zero / less than n" word trick, exact as a yes/no answer. */
-static inline int plain8(const unsigned char *s)
+/* The number of leading bytes of s[0..n) that are copied as they are (is_plain), 16 or 8 at a time. */
+static size_t plain_run(const unsigned char *s, size_t n)
 {
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), quote = _mm_set1_epi8('"'),
+                  backslash = _mm_set1_epi8('\\');
+    for (; n - i >= 16; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them with the control bytes */
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+        if (mask != 0)
+            return i + (size_t)__builtin_ctz(mask);
+    }
+#endif
+    /* 8 at a time: each test is the "some byte is zero / less than k" word trick, exact as a yes/no answer */
     const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
-    uint64_t w, q, b, d;
-    memcpy(&w, s, 8);
-    q = w ^ (ones * '"');
-    b = w ^ (ones * '\\');
-    d = w ^ (ones * 0x7f);
-    uint64_t hits = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d) | w;
-    return (hits & high) == 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w, q, b, d;
+        memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        d = w ^ (ones * 0x7f);
+        if ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d) | w) & high)
+            break;
+    }
+    while (i != n && is_plain(s[i]))
+        ++i;
+    return i;
 }
 
 static const char hexdig[] = "0123456789abcdef";
@@ -109,17 +131,15 @@ static size_t escape(char **pp, const char *lim, const char *str, size_t len)
     char *p = *pp;
     size_t i = 0;
     while (i != len) {
-        if (len - i >= 8 && lim - p >= 8 && plain8(s + i)) {
-            memcpy(p, s + i, 8);
-            p += 8;
-            i += 8;
-            continue;
-        }
-        if (is_plain(s[i])) {
-            if (p == lim)
+        size_t run = plain_run(s + i, len - i);
+        if (run != 0) {
+            if (run > (size_t)(lim - p))
+                run = (size_t)(lim - p);
+            memcpy(p, s + i, run);
+            p += run;
+            i += run;
+            if (i == len || p == lim)
                 break;
-            *p++ = (char)s[i++];
-            continue;
         }
         char unit[6];
         size_t ulen, ilen = next_unit(s + i, len - i, unit, &ulen);
@@ -139,14 +159,11 @@ static size_t escaped_len(const char *str, size_t len)
     const unsigned char *s = (const unsigned char *)str;
     size_t out = 0;
     for (size_t i = 0; i != len;) {
-        if (len - i >= 8 && plain8(s + i)) {
-            out += 8, i += 8;
-            continue;
-        }
-        if (is_plain(s[i])) {
-            ++out, ++i;
-            continue;
-        }
+        size_t run = plain_run(s + i, len - i);
+        out += run;
+        i += run;
+        if (i == len)
+            break;
         char unit[6];
         size_t ulen;
         i += next_unit(s + i, len - i, unit, &ulen);

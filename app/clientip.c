@@ -44,22 +44,45 @@ static int from_sockaddr(const struct sockaddr *sa, ipaddr_t *a)
     }
 }
 
-/* Parses an IP literal of exactly `len` bytes (not NUL-terminated) with inet_pton(3); `family` is AF_INET, AF_INET6 or
- * AF_UNSPEC (IPv6 when there is a colon). Returns 0 or -1. */
+/* Parses a dotted quad of exactly `len` bytes into b[0..3]: four decimal numbers 0-255 without leading zeros, the
+ * strict form inet_pton(3) takes ("010.0.0.1" is refused rather than read as octal or decimal). Returns 0 or -1. */
+static int parse_v4(const char *s, size_t len, uint8_t *b)
+{
+    const char *end = s + len;
+    for (int part = 0; part != 4; ++part) {
+        if (part != 0 && (s == end || *s++ != '.'))
+            return -1;
+        if (s == end || *s < '0' || *s > '9')
+            return -1;
+        unsigned v = (unsigned)(*s++ - '0');
+        while (s != end && *s >= '0' && *s <= '9') {
+            if (v == 0) /* a leading zero */
+                return -1;
+            v = v * 10 + (unsigned)(*s++ - '0');
+            if (v > 255)
+                return -1;
+        }
+        b[part] = (uint8_t)v;
+    }
+    return s == end ? 0 : -1;
+}
+
+/* Parses an IP literal of exactly `len` bytes (not NUL-terminated); `family` is AF_INET, AF_INET6 or AF_UNSPEC (IPv6
+ * when there is a colon). IPv6 goes through inet_pton(3). Returns 0 or -1. */
 static int parse_ip(const char *s, size_t len, int family, ipaddr_t *a)
 {
-    char tmp[INET6_ADDRSTRLEN]; /* 46: the longest literal, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", and NUL */
-    if (len == 0 || len >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
     if (family == AF_UNSPEC)
         family = memchr(s, ':', len) != NULL ? AF_INET6 : AF_INET;
     if (family == AF_INET) {
         a->family = AF_INET;
-        return inet_pton(AF_INET, tmp, a->b) == 1 ? 0 : -1;
+        return parse_v4(s, len, a->b);
     }
+    char tmp[INET6_ADDRSTRLEN]; /* 46: the longest literal, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", and NUL */
     uint8_t b16[16];
+    if (len == 0 || len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
     if (inet_pton(AF_INET6, tmp, b16) != 1)
         return -1;
     set_v6(a, b16);

@@ -427,6 +427,8 @@ static const directive_t directives[] = {
         .on_parse = on_threads, .min = 1, .max = MAX_THREADS},
     {.name = "timeouts", .where = CTX_SERVER, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_TIMEOUTS},
     {.name = "limits", .where = CTX_SERVER, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_LIMITS},
+    {.name = "drain_delay", .where = CTX_SERVER, .kind = HY_YNODE_SCALAR, .what = DURATION,
+        .on_parse = on_duration, .offset = OFF(timeouts.drain_delay_ms)},
     /* server.listen[] */
     {.name = "host", .where = CTX_LISTENER, .kind = HY_YNODE_SCALAR, .what = STRING, .flags = F_REQUIRED,
         .on_parse = on_listener_host},

@@ -132,12 +132,13 @@ typedef struct st_hy_route_t {
 } hy_route_t;
 
 typedef struct st_hy_timeouts_t {
-    uint64_t handshake_ms; /* TLS handshake; default 10s */
-    uint64_t read_ms;      /* `read` (alias `request_header`): receiving a request's headers; default 15s */
-    uint64_t write_ms;     /* `write`: writing a response to the client; default 15s */
-    uint64_t idle_ms;      /* an idle keep-alive / HTTP/2 connection; default 60s */
-    uint64_t request_ms;   /* per-request deadline unless a route sets `timeout`; default 30s */
-    uint64_t shutdown_ms;  /* how long SIGTERM waits for in-flight requests; default 20s */
+    uint64_t handshake_ms;   /* TLS handshake; default 10s */
+    uint64_t read_ms;        /* `read` (alias `request_header`): receiving a request's headers; default 15s */
+    uint64_t write_ms;       /* `write`: writing a response to the client; default 15s */
+    uint64_t idle_ms;        /* an idle keep-alive / HTTP/2 connection; default 60s */
+    uint64_t request_ms;     /* per-request deadline unless a route sets `timeout`; default 30s */
+    uint64_t shutdown_ms;    /* how long SIGTERM waits for in-flight requests; default 20s */
+    uint64_t drain_delay_ms; /* server.drain_delay: after SIGTERM, keep serving (not ready) this long; default 0 */
 } hy_timeouts_t;
 
 typedef struct st_hy_limits_t {

@@ -7,11 +7,15 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -39,6 +43,23 @@ typedef struct st_listener_t {
     int tls;                     /* a TLS listener (its connections' protocol is known at the first request) */
 } listener_t;
 
+/* A loaded configuration as the request path sees it. Reload publishes a new one; each thread switches at its next
+ * request; the old one is freed when the last thread that used it has no request left on it. */
+typedef struct st_snapshot_t {
+    hy_config_t *config;   /* the routes, middleware, limits... of this generation */
+    int owned;             /* free config with the snapshot (not the boot config, which main owns) */
+    _Atomic unsigned refs; /* the server's reference plus one per thread holding it */
+    size_t *metric_route;  /* per route: its index in the metrics registry (boot routes; others count as "none") */
+    uint64_t generation;   /* 1 for the boot config, +1 per successful reload */
+} snapshot_t;
+
+typedef struct st_retired_t {
+    snapshot_t *snap; /* an older snapshot some of this thread's requests still use */
+    size_t inflight;  /* how many */
+} retired_t;
+
+#define MAX_RETIRED 16 /* older snapshots one thread can still be finishing requests on */
+
 struct st_hy_thread_t {
     h2o_context_t ctx;                  /* this thread's h2o context (first member: handlers reach the thread from it) */
     size_t index;                       /* 0 .. threads-1 */
@@ -59,6 +80,10 @@ struct st_hy_thread_t {
     h2o_timeout_entry_t flush_entry;    /* flushes the access log every second */
     _Atomic uint64_t requests;          /* requests received (owner stores, status reads) */
     _Atomic uint64_t *db_queries;       /* [statement][outcome] statements finished (owner stores, scrape reads) */
+    snapshot_t *snap;                   /* the snapshot this thread's new requests use */
+    size_t snap_inflight;               /* requests on snap */
+    retired_t retired[MAX_RETIRED];     /* older snapshots with requests still in flight */
+    size_t nretired;                    /* number of them */
 };
 
 typedef struct st_root_handler_t {
@@ -90,6 +115,10 @@ typedef struct st_server_t {
     size_t db_query_family;             /* hydrant_db_query_duration_seconds{statement} */
     int log_fd;                         /* the access log's fd (1 for stdout) */
     struct timeval started_at;          /* for uptime */
+    snapshot_t *_Atomic current;        /* the snapshot new requests take */
+    _Atomic uint64_t reloads_ok;        /* hydrant_config_reloads_total{result="success"} */
+    _Atomic uint64_t reloads_failed;    /* hydrant_config_reloads_total{result="failure"} */
+    _Atomic int64_t last_reload_ok;     /* Unix time of the last successful load (boot counts) */
 } server_t;
 
 static _Atomic int draining;             /* set when SIGTERM starts the drain */
@@ -105,6 +134,7 @@ enum { CONTROL_SHUTDOWN = 1, CONTROL_RESUME };
 /* What hydrant keeps about one request, in its pool; the dispose callback records metrics and the access log. */
 typedef struct st_reqctx_t {
     hy_thread_t *thread;               /* the thread serving it */
+    snapshot_t *snap;                  /* the configuration it runs under */
     h2o_req_t *req;                    /* the request (whole until its pool is cleared, after this is disposed) */
     const hy_route_t *route;           /* the matched route, or NULL */
     unsigned mw;                       /* 1u << hy_mw_kind_t of the middleware that run */
@@ -176,6 +206,57 @@ const char *hy_req_client_ip(h2o_req_t *req)
     return c != NULL && c->client_ip[0] != '\0' ? c->client_ip : NULL;
 }
 
+/* ---- configuration snapshots ------------------------------------------------------------------------------------------ */
+
+static void snapshot_release(snapshot_t *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    if (s->owned)
+        hy_config_free(s->config);
+    free(s->metric_route);
+    free(s);
+}
+
+/* The snapshot a new request on this thread uses: switches to the published one when it changed. */
+static snapshot_t *snapshot_enter(hy_thread_t *thread)
+{
+    snapshot_t *cur = atomic_load_explicit(&thread->server->current, memory_order_acquire);
+    if (cur != thread->snap) {
+        if (thread->snap != NULL) {
+            if (thread->snap_inflight == 0 || thread->nretired == MAX_RETIRED) {
+                /* nothing in flight on it (or no room to track it: keep it alive for the process) */
+                if (thread->snap_inflight == 0)
+                    snapshot_release(thread->snap);
+            } else {
+                thread->retired[thread->nretired++] = (retired_t){thread->snap, thread->snap_inflight};
+            }
+        }
+        atomic_fetch_add(&cur->refs, 1);
+        thread->snap = cur;
+        thread->snap_inflight = 0;
+    }
+    ++thread->snap_inflight;
+    return cur;
+}
+
+static void snapshot_leave(hy_thread_t *thread, snapshot_t *s)
+{
+    if (s == thread->snap) {
+        --thread->snap_inflight;
+        return;
+    }
+    for (size_t i = 0; i != thread->nretired; ++i) {
+        if (thread->retired[i].snap == s) {
+            if (--thread->retired[i].inflight == 0) {
+                snapshot_release(s);
+                thread->retired[i] = thread->retired[--thread->nretired];
+            }
+            return;
+        }
+    }
+}
+
 static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token)
 {
     ssize_t i = h2o_find_header(&req->headers, token, -1);
@@ -235,11 +316,13 @@ static void on_req_done(void *p)
     reqctx_t *c = p;
     hy_thread_t *thread = c->thread;
     h2o_req_t *req = c->req;
-    const hy_config_t *config = thread->server->config;
+    const hy_config_t *config = c->snap->config;
 
     --thread->num_inflight;
-    if ((c->mw & ((1u << HY_MW_METRICS) | (1u << HY_MW_ACCESS_LOG))) == 0)
+    if ((c->mw & ((1u << HY_MW_METRICS) | (1u << HY_MW_ACCESS_LOG))) == 0) {
+        snapshot_leave(thread, c->snap);
         return;
+    }
     struct timeval now;
     gettimeofday(&now, NULL);
     int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
@@ -248,8 +331,8 @@ static void on_req_done(void *p)
         us = 0;
     uint64_t bytes_in = req->entity.base != NULL ? req->entity.len : 0;
     if ((c->mw & (1u << HY_MW_METRICS)) != 0)
-        hy_metrics_request_done(thread->metrics, c->method, c->route != NULL ? c->route->index : config->nroutes, req->res.status,
-                                (double)us / 1e6, bytes_in, req->bytes_sent);
+        hy_metrics_request_done(thread->metrics, c->method, c->route != NULL ? c->snap->metric_route[c->route->index] : SIZE_MAX,
+                                req->res.status, (double)us / 1e6, bytes_in, req->bytes_sent);
     if ((c->mw & (1u << HY_MW_ACCESS_LOG)) != 0 && thread->log != NULL && !(c->route != NULL && c->route->log_excluded) &&
         hy_accesslog_sampled(&thread->sampler, config->access_log_sample)) {
         if (c->client_ip[0] == '\0') {
@@ -279,6 +362,7 @@ static void on_req_done(void *p)
             e.traceparent = tp;
         hy_accesslog_write(thread->log, &e);
     }
+    snapshot_leave(thread, c->snap);
 }
 
 /* Counts the connection under its protocol, learnt from its requests (h2c switches an HTTP/1.1 connection to HTTP/2). */
@@ -304,11 +388,13 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     root_handler_t *self = (root_handler_t *)_self;
     server_t *server = self->server;
-    const hy_config_t *config = server->config;
     hy_thread_t *thread = hy_thread_of(req);
+    snapshot_t *snap = snapshot_enter(thread);
+    const hy_config_t *config = snap->config;
 
     reqctx_t *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), on_req_done);
     c->thread = thread;
+    c->snap = snap;
     c->req = req;
     c->route = NULL;
     c->mw = 0;
@@ -371,7 +457,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
 
-    if (req->entity.base != NULL && req->entity.len > server->config->limits.max_request_body) {
+    if (req->entity.base != NULL && req->entity.len > config->limits.max_request_body) {
         hy_respond_error(req, &server->too_large);
         return 0;
     }
@@ -535,7 +621,7 @@ static void *thread_main(void *arg)
 
     /* Drain: HTTP/2 connections got GOAWAY and HTTP/1 responses now say "Connection: close". Wait for the requests
      * in flight; idle keep-alive connections carry none, so they do not hold the exit. */
-    uint64_t deadline = now_ms() + config->timeouts.shutdown_ms;
+    uint64_t deadline = now_ms() + atomic_load(&server->current)->config->timeouts.shutdown_ms;
     while (thread->num_conns != 0 && now_ms() < deadline) {
         h2o_evloop_run(thread->ctx.loop, 50);
         if (thread->num_inflight == 0) {
@@ -756,6 +842,13 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
     snprintf(labels, sizeof(labels), "version=\"%s\",h2o_version=\"%s\",openssl_version=\"%s\"", esc[0], esc[1], esc[2]);
     hy_metrics_write_gauge(w, "hydrant_build_info", "hydrant's version and the versions of its libraries.", labels, 1);
     hy_metrics_write_gauge(w, "hydrant_threads", "Event-loop threads.", NULL, server->config->threads);
+    hy_metrics_write_counter(w, "hydrant_config_reloads_total", "Configuration reloads by result.", "result=\"success\"",
+                             (double)atomic_load(&server->reloads_ok));
+    hy_metrics_write_counter(w, "hydrant_config_reloads_total", "Configuration reloads by result.", "result=\"failure\"",
+                             (double)atomic_load(&server->reloads_failed));
+    hy_metrics_write_gauge(w, "hydrant_config_last_reload_success_timestamp_seconds",
+                           "When the configuration in use was loaded (Unix time).", NULL,
+                           (double)atomic_load(&server->last_reload_ok));
     if (server->db == NULL)
         return;
     hy_db_stats_t st;
@@ -887,13 +980,183 @@ void hy_server_write_status(yajl_gen g)
         hy_json_kv_int(g, "connection_errors", (long long)st.connect_errors);
         yajl_gen_map_close(g);
     }
+    snapshot_t *snap = atomic_load(&server->current);
     hy_json_str(g, "config");
     yajl_gen_map_open(g);
-    hy_json_kv_str(g, "file", c->file);
-    hy_json_kv_int(g, "loaded_at", (long long)c->loaded_at);
-    hy_json_kv_int(g, "routes", (long long)c->nroutes);
+    hy_json_kv_str(g, "file", snap->config->file);
+    hy_json_kv_int(g, "loaded_at", (long long)snap->config->loaded_at);
+    hy_json_kv_int(g, "generation", (long long)snap->generation);
+    hy_json_kv_int(g, "routes", (long long)snap->config->nroutes);
+    hy_json_kv_int(g, "reloads_ok", (long long)atomic_load(&server->reloads_ok));
+    hy_json_kv_int(g, "reloads_failed", (long long)atomic_load(&server->reloads_failed));
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
+}
+
+/* ---- reload ----------------------------------------------------------------------------------------------------------- */
+
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Logs each setting of `n` that differs from the running `o` but cannot change without a restart. */
+static void report_restart_only(const hy_config_t *o, const hy_config_t *n)
+{
+    int listeners_same = o->nlisteners == n->nlisteners;
+    for (size_t i = 0; listeners_same && i != o->nlisteners; ++i) {
+        const hy_listener_t *a = &o->listeners[i], *b = &n->listeners[i];
+        listeners_same = same_str(a->host, b->host) && a->port == b->port && (a->tls == NULL) == (b->tls == NULL) &&
+                         (a->tls == NULL || (same_str(a->tls->certificate, b->tls->certificate) &&
+                                             same_str(a->tls->key, b->tls->key) && a->tls->min_version == b->tls->min_version));
+    }
+    if (!listeners_same)
+        hy_log("warn", NULL, "reload: server.listen changed; it takes effect after a restart");
+    if (o->threads != n->threads)
+        hy_log("warn", NULL, "reload: server.threads changed (%u -> %u); it takes effect after a restart", o->threads, n->threads);
+    if ((o->admin == NULL) != (n->admin == NULL) ||
+        (o->admin != NULL && (!same_str(o->admin->host, n->admin->host) || o->admin->port != n->admin->port)))
+        hy_log("warn", NULL, "reload: server.admin changed; it takes effect after a restart");
+    if (o->timeouts.handshake_ms != n->timeouts.handshake_ms || o->timeouts.read_ms != n->timeouts.read_ms ||
+        o->timeouts.idle_ms != n->timeouts.idle_ms || o->limits.max_concurrent_streams != n->limits.max_concurrent_streams ||
+        o->limits.max_connections != n->limits.max_connections)
+        hy_log("warn", NULL,
+               "reload: timeouts.handshake/read/idle or limits.max_connections/http2 changed; they take effect after a restart");
+    if (!same_str(o->access_log_path, n->access_log_path))
+        hy_log("warn", NULL, "reload: access_log.path changed; it takes effect after a restart");
+    if (o->nbuckets != n->nbuckets || (o->nbuckets != 0 && memcmp(o->buckets, n->buckets, o->nbuckets * sizeof(double)) != 0))
+        hy_log("warn", NULL, "reload: metrics.buckets changed; it takes effect after a restart");
+    const hy_database_t *a = &o->database, *b = &n->database;
+    if (o->has_database != n->has_database || !same_str(a->url, b->url) || !same_str(a->host, b->host) ||
+        !same_str(a->port, b->port) || !same_str(a->user, b->user) || !same_str(a->password, b->password) ||
+        !same_str(a->name, b->name) || !same_str(a->sslmode, b->sslmode) || a->max_open != b->max_open ||
+        a->max_idle != b->max_idle || a->max_lifetime_ms != b->max_lifetime_ms || a->max_idle_time_ms != b->max_idle_time_ms ||
+        a->acquire_timeout_ms != b->acquire_timeout_ms || a->queue_limit != b->queue_limit ||
+        a->connect_timeout_ms != b->connect_timeout_ms || a->statement_timeout_ms != b->statement_timeout_ms ||
+        a->pipeline_depth != b->pipeline_depth)
+        hy_log("warn", NULL, "reload: the database settings changed; they take effect after a restart");
+}
+
+/* Builds a snapshot for `config` (taking ownership when owned): maps its routes onto the metrics registry's. */
+static snapshot_t *snapshot_new(server_t *server, hy_config_t *config, int owned, uint64_t generation)
+{
+    const hy_config_t *boot = server->config;
+    snapshot_t *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->metric_route = calloc(config->nroutes + 1, sizeof(size_t))) == NULL)
+        abort();
+    s->config = config;
+    s->owned = owned;
+    s->generation = generation;
+    atomic_init(&s->refs, 1);
+    for (size_t i = 0; i != config->nroutes; ++i) {
+        s->metric_route[i] = SIZE_MAX; /* "none" until found among the routes the registry was made with */
+        for (size_t k = 0; k != boot->nroutes; ++k)
+            if (strcmp(boot->routes[k].path, config->routes[i].path) == 0)
+                s->metric_route[i] = k;
+    }
+    return s;
+}
+
+/* Loads the config file again; when valid (and servable by what is running), publishes it. Returns 0 or -1. */
+static int reload(server_t *server)
+{
+    hy_diags_t diags = {0};
+    hy_config_t *n = hy_config_load(server->config->file, &diags);
+    if (n == NULL) {
+        for (size_t i = 0; i != diags.count; ++i)
+            hy_log("error", NULL, "reload rejected: %s", diags.msgs[i]);
+        hy_diags_clear(&diags);
+        atomic_fetch_add(&server->reloads_failed, 1);
+        return -1;
+    }
+    hy_diags_clear(&diags);
+    /* every statement the new routes run must be prepared by the running pool */
+    for (size_t i = 0; i != n->nroutes; ++i) {
+        const hy_route_t *r = &n->routes[i];
+        if (r->kind != HY_ROUTE_HANDLER || r->handler->stmts == NULL)
+            continue;
+        for (const hy_db_stmt_t *const *st = r->handler->stmts; *st != NULL; ++st) {
+            size_t k = 0;
+            while (k != server->nstmts && server->stmts[k] != *st)
+                ++k;
+            if (server->db == NULL || k == server->nstmts) {
+                hy_log("error", NULL,
+                       "reload rejected: %s:%u:%u: routes[%zu].handler: \"%s\" needs database statements this process has "
+                       "not prepared; restart to serve it",
+                       n->file, r->pos.line, r->pos.col, i, r->handler_name);
+                hy_config_free(n);
+                atomic_fetch_add(&server->reloads_failed, 1);
+                return -1;
+            }
+        }
+    }
+    snapshot_t *old = atomic_load(&server->current);
+    report_restart_only(server->config, n);
+    snapshot_t *s = snapshot_new(server, n, 1, old->generation + 1);
+    for (size_t i = 0; i != n->nroutes; ++i)
+        if (s->metric_route[i] == SIZE_MAX)
+            hy_log("warn", NULL, "reload: route %s is new; its metrics count under route=\"none\" until a restart",
+                   n->routes[i].path);
+    atomic_store_explicit(&server->current, s, memory_order_release);
+    snapshot_release(old); /* the server's reference; threads let go of theirs at their next request */
+    atomic_fetch_add(&server->reloads_ok, 1);
+    atomic_store(&server->last_reload_ok, (int64_t)time(NULL));
+    hy_log("info", NULL, "configuration reloaded from %s (generation %llu, %zu routes)", n->file, (unsigned long long)s->generation,
+           n->nroutes);
+    return 0;
+}
+
+/* Watches the config file's directory: Kubernetes updates a mounted ConfigMap by swapping the `..data` symlink there,
+ * and editors replace files by rename. Returns the inotify fd or -1. */
+static int watch_config(const char *file)
+{
+    char dir[4096];
+    const char *slash = strrchr(file, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - file) : 1, slash != NULL ? file : ".");
+    if (dir[0] == '\0')
+        snprintf(dir, sizeof(dir), "/");
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd == -1)
+        return -1;
+    if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) == -1) {
+        hy_log("warn", NULL, "cannot watch %s for configuration changes: %s (SIGHUP still reloads)", dir, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads the whole file (for change detection). Returns a malloc'ed buffer or NULL. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    do {
+        if (n == cap) {
+            char *nb = realloc(buf, cap = cap == 0 ? 8192 : cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                fclose(fp);
+                return NULL;
+            }
+            buf = nb;
+        }
+        r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+    } while (r != 0);
+    fclose(fp);
+    *len = n;
+    return buf;
+}
+
+static uint64_t now_ms_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int hy_server_run(const hy_config_t *config)
@@ -931,6 +1194,8 @@ int hy_server_run(const hy_config_t *config)
     if (setup_database(&server) != 0)
         goto Exit;
     setup_metrics(&server);
+    atomic_store(&server.current, snapshot_new(&server, (hy_config_t *)config, 0, 1));
+    atomic_store(&server.last_reload_ok, (int64_t)time(NULL));
     if (config->access_log_path != NULL) {
         if ((server.log_fd = hy_logbuf_open(config->access_log_path)) == -1) {
             fprintf(stderr, "hydrant: cannot open the access log \"%s\": %s\n", config->access_log_path, strerror(errno));
@@ -969,17 +1234,96 @@ int hy_server_run(const hy_config_t *config)
     if (config->admin != NULL)
         hy_log("info", NULL, "listening on %s:%u (admin: metrics, status, health, ready)", config->admin->host,
                (unsigned)config->admin->port);
-    hy_log("info", NULL, "serving with %u thread%s", config->threads, config->threads == 1 ? "" : "s");
-
-    for (;;) {
-        int sig = sigwaitinfo(&sigs, NULL);
-        if (sig == SIGTERM || sig == SIGINT)
-            break;
-        if (sig == SIGHUP)
-            hy_log("warn", NULL, "SIGHUP ignored (configuration reload is not supported yet)");
+    if (config->threads_auto) {
+        cpu_set_t set;
+        int affinity = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+        unsigned quota = hy_cpu_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup");
+        char why[64] = "no cgroup cpu.max limit";
+        if (quota != 0)
+            snprintf(why, sizeof(why), "cgroup cpu.max allows %u", quota);
+        hy_log("info", NULL, "serving with %u thread%s (threads: auto: %d CPUs in the affinity mask, %s)", config->threads,
+               config->threads == 1 ? "" : "s", affinity, why);
+    } else {
+        hy_log("info", NULL, "serving with %u thread%s (threads: %u in the configuration)", config->threads,
+               config->threads == 1 ? "" : "s", config->threads);
     }
-    atomic_store(&draining, 1);
-    hy_log("info", NULL, "shutting down: draining connections (up to %llums)", (unsigned long long)config->timeouts.shutdown_ms);
+
+    /* The main thread waits for signals and for changes of the config file's directory. */
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK), ifd = watch_config(config->file);
+    size_t text_len = 0;
+    char *text = slurp(config->file, &text_len);
+    uint64_t reload_at = 0, drain_until = 0;
+    int terminating = 0, forced = 0;
+    for (;;) {
+        uint64_t now = now_ms_wall();
+        int timeout = -1;
+        if (reload_at != 0)
+            timeout = reload_at > now ? (int)(reload_at - now) : 0;
+        if (terminating) {
+            int t = drain_until > now ? (int)(drain_until - now) : 0;
+            timeout = timeout < 0 || t < timeout ? t : timeout;
+        }
+        struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {ifd, POLLIN, 0}};
+        poll(pfd, ifd != -1 ? 2 : 1, timeout);
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                if (terminating) {
+                    hy_log("warn", NULL, "second termination signal: exiting now");
+                    forced = 1;
+                    break;
+                }
+                terminating = 1;
+                atomic_store(&draining, 1); /* /ready answers 503 from now on */
+                uint64_t delay = atomic_load(&server.current)->config->timeouts.drain_delay_ms;
+                drain_until = now_ms_wall() + delay;
+                hy_log("info", NULL, "termination signal: not ready; serving for drain_delay %llums, then draining",
+                       (unsigned long long)delay);
+            } else if (si.ssi_signo == SIGHUP) {
+                hy_log("info", NULL, "SIGHUP: reloading the configuration");
+                reload_at = now_ms_wall();
+                free(text);
+                text = NULL; /* reload even when the file did not change */
+            }
+        }
+        if (forced)
+            break;
+        if (ifd != -1) {
+            char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+            int any = 0;
+            while (read(ifd, ev, sizeof(ev)) > 0)
+                any = 1;
+            if (any && reload_at == 0)
+                reload_at = now_ms_wall() + 100; /* let the swap finish */
+        }
+        if (reload_at != 0 && now_ms_wall() >= reload_at) {
+            reload_at = 0;
+            size_t len = 0;
+            char *cur = slurp(config->file, &len);
+            if (cur != NULL && (text == NULL || len != text_len || memcmp(cur, text, len) != 0)) {
+                reload(&server);
+                free(text);
+                text = cur;
+                text_len = len;
+            } else {
+                free(cur);
+            }
+        }
+        if (terminating && now_ms_wall() >= drain_until)
+            break;
+    }
+    free(text);
+    if (ifd != -1)
+        close(ifd);
+    close(sfd);
+    if (forced) {
+        for (size_t t = 0; t != config->threads; ++t)
+            if (server.threads[t].log != NULL)
+                hy_logbuf_flush(server.threads[t].log); /* racy at worst: the threads are still running */
+        _exit(1);
+    }
+    hy_log("info", NULL, "shutting down: draining connections (up to %llums)",
+           (unsigned long long)atomic_load(&server.current)->config->timeouts.shutdown_ms);
     for (size_t t = 0; t != config->threads; ++t) {
         control_message_t *m = calloc(1, sizeof(*m));
         if (m == NULL)
