@@ -362,23 +362,16 @@ static char *put_fixed(char *p, unsigned v, int width)
     return p + width;
 }
 
-/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes) for tv at p; returns the end.
+/* The last second this thread wrote, as "YYYY-MM-DDTHH:MM:SS": lines come many per second. */
+static _Thread_local int64_t cached_sec = INT64_MIN;
+static _Thread_local char cached_text[19];
+
+/* Writes "YYYY-MM-DDTHH:MM:SS" (19 bytes) for sec at p, a second within years 0000-9999.
  *
  * The date comes from the day number by counting in 400-year eras of 146097 days that start on March 1st, so that
  * February 29th is the last day of an era's year and leap days need no special case until the year is known. */
-static char *put_time(char *p, const struct timeval *tv)
+static void put_seconds(char *p, int64_t sec)
 {
-    int64_t sec = (int64_t)tv->tv_sec, usec = (int64_t)tv->tv_usec;
-    sec += usec / 1000000; /* a tv_usec outside 0-999999 */
-    usec %= 1000000;
-    if (usec < 0)
-        usec += 1000000, sec -= 1;
-    const int64_t min_sec = INT64_C(-62167219200), max_sec = INT64_C(253402300799); /* 0000-01-01, 9999-12-31T23:59:59 */
-    if (sec < min_sec)
-        sec = min_sec, usec = 0;
-    if (sec > max_sec)
-        sec = max_sec, usec = 999999;
-
     int64_t days = sec / 86400, rem = sec % 86400;
     if (rem < 0)
         rem += 86400, days -= 1;
@@ -402,7 +395,29 @@ static char *put_time(char *p, const struct timeval *tv)
     *p++ = ':';
     p = put_fixed(p, (unsigned)(rem / 60 % 60), 2);
     *p++ = ':';
-    p = put_fixed(p, (unsigned)(rem % 60), 2);
+    put_fixed(p, (unsigned)(rem % 60), 2);
+}
+
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes) for tv at p, UTC, milliseconds truncated, clamped to years 0000-9999;
+ * returns the end. */
+static char *put_time(char *p, const struct timeval *tv)
+{
+    int64_t sec = (int64_t)tv->tv_sec, usec = (int64_t)tv->tv_usec;
+    sec += usec / 1000000; /* a tv_usec outside 0-999999 */
+    usec %= 1000000;
+    if (usec < 0)
+        usec += 1000000, sec -= 1;
+    const int64_t min_sec = INT64_C(-62167219200), max_sec = INT64_C(253402300799); /* 0000-01-01, 9999-12-31T23:59:59 */
+    if (sec < min_sec)
+        sec = min_sec, usec = 0;
+    if (sec > max_sec)
+        sec = max_sec, usec = 999999;
+    if (sec != cached_sec) {
+        put_seconds(cached_text, sec);
+        cached_sec = sec;
+    }
+    memcpy(p, cached_text, 19);
+    p += 19;
     *p++ = '.';
     p = put_fixed(p, (unsigned)(usec / 1000), 3);
     *p++ = 'Z';

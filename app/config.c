@@ -46,6 +46,7 @@ enum {
     CTX_CLIENT_IP = 1u << 12,  /* client_ip */
     CTX_ACCESS_LOG = 1u << 13, /* access_log */
     CTX_METRICS = 1u << 14,    /* metrics */
+    CTX_ADMISSION = 1u << 15,  /* admission */
 };
 
 /* The timeouts that an environment variable overrides, by slot (0: none). */
@@ -393,6 +394,8 @@ static int on_route_methods(parse_t *, const directive_t *, const hy_ynode_t *, 
 static int on_route_handler(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_route_static(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_route_timeout(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_route_uint(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_route_size(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_static_status(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_static_content_type(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_static_body(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
@@ -465,6 +468,12 @@ static const directive_t directives[] = {
     /* server.limits.http2 */
     {.name = "max_concurrent_streams", .where = CTX_HTTP2, .kind = HY_YNODE_SCALAR, .what = INTEGER,
         .on_parse = on_max_streams, .min = 1, .max = LIBH2O_MAX_STREAMS},
+    {.name = "max_resets", .where = CTX_HTTP2, .kind = HY_YNODE_SCALAR, .what = INTEGER,
+        .on_parse = on_uint64, .offset = OFF(limits.max_resets), .min = 1, .max = 1000000},
+    {.name = "max_headers", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = INTEGER,
+        .on_parse = on_uint64, .offset = OFF(limits.max_headers), .min = 1, .max = 10000},
+    {.name = "max_header_bytes", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = "a size",
+        .on_parse = on_size, .offset = OFF(limits.max_header_bytes), .min = 256, .max = 1u << 20},
     /* routes[] */
     {.name = "path", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = STRING, .flags = F_REQUIRED,
         .on_parse = on_route_path},
@@ -473,6 +482,10 @@ static const directive_t directives[] = {
     {.name = "static", .where = CTX_ROUTE, .kind = HY_YNODE_MAPPING, .on_parse = on_route_static},
     {.name = "timeout", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = DURATION, .flags = F_NONZERO,
         .on_parse = on_route_timeout},
+    {.name = "max_in_flight", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = INTEGER, .on_parse = on_route_uint,
+        .offset = offsetof(hy_route_t, max_in_flight), .min = 1, .max = 10000000},
+    {.name = "max_request_body", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = "a size", .on_parse = on_route_size,
+        .offset = offsetof(hy_route_t, max_request_body), .min = 1, .max = MAX_REQUEST_BODY},
     /* routes[].static */
     {.name = "status", .where = CTX_STATIC, .kind = HY_YNODE_SCALAR, .what = INTEGER, .on_parse = on_static_status,
         .min = 200, .max = 599},
@@ -517,6 +530,13 @@ static const directive_t directives[] = {
         .on_parse = on_duration, .offset = OFF(database.statement_timeout_ms)},
     {.name = "pipeline_depth", .where = CTX_POOL, .kind = HY_YNODE_SCALAR, .what = INTEGER,
         .on_parse = on_uint64, .offset = OFF(database.pipeline_depth), .min = 1, .max = 1000},
+    {.name = "breaker_threshold", .where = CTX_POOL, .kind = HY_YNODE_SCALAR, .what = INTEGER,
+        .on_parse = on_uint64, .offset = OFF(database.breaker_threshold), .min = 1, .max = 1000000},
+    {.name = "breaker_cooldown", .where = CTX_POOL, .kind = HY_YNODE_SCALAR, .what = DURATION, .flags = F_NONZERO,
+        .on_parse = on_duration, .offset = OFF(database.breaker_cooldown_ms)},
+    {.name = "admission", .where = CTX_ROOT, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_ADMISSION},
+    {.name = "max_in_flight", .where = CTX_ADMISSION, .kind = HY_YNODE_SCALAR, .what = INTEGER,
+        .on_parse = on_uint64, .offset = OFF(max_in_flight), .min = 1, .max = 10000000},
     /* middleware and their settings */
     {.name = "middleware", .where = CTX_ROOT, .kind = HY_YNODE_SEQUENCE, .on_parse = on_middleware},
     {.name = "middleware", .where = CTX_ROUTE, .kind = HY_YNODE_SEQUENCE, .on_parse = on_route_middleware},
@@ -573,6 +593,8 @@ static const char *ctx_name(unsigned ctx)
         return "access_log";
     case CTX_METRICS:
         return "metrics";
+    case CTX_ADMISSION:
+        return "admission";
     default:
         return "?";
     }
@@ -1138,6 +1160,18 @@ static int on_route_static(parse_t *p, const directive_t *d, const hy_ynode_t *k
     return parse_mapping(p, value, CTX_STATIC, &rs->route->static_);
 }
 
+static int on_route_uint(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    (void)key;
+    return get_uint(p, value, d->min, d->max, (uint64_t *)((char *)((route_state_t *)target)->route + d->offset));
+}
+
+static int on_route_size(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    (void)key;
+    return get_size(p, value, d->min, d->max, (uint64_t *)((char *)((route_state_t *)target)->route + d->offset));
+}
+
 static int on_route_timeout(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
 {
     route_state_t *rs = target;
@@ -1510,7 +1544,7 @@ static void check_database_routes(parse_t *p)
 
 /* ---- middleware and observability ----------------------------------------------------------------------------------- */
 
-static const char *const mw_names[HY_MW_NKINDS] = {"request_id", "client_ip", "access_log", "metrics"};
+static const char *const mw_names[HY_MW_NKINDS] = {"request_id", "client_ip", "access_log", "metrics", "admission", "timeout"};
 
 const char *hy_mw_name(hy_mw_kind_t kind)
 {
@@ -1540,7 +1574,8 @@ static int parse_mw_list(parse_t *p, const hy_ynode_t *value, hy_middleware_t *m
             if (suggestion != NULL)
                 error_at(p, item, "unknown middleware %s (did you mean \"%s\"?)", qs(p, s), suggestion);
             else
-                error_at(p, item, "unknown middleware %s (known: request_id, client_ip, access_log, metrics)", qs(p, s));
+                error_at(p, item, "unknown middleware %s (known: request_id, client_ip, access_log, metrics, admission, timeout)",
+                         qs(p, s));
             ret = -1;
         } else if ((mw->mask & (1u << k)) != 0) {
             error_at(p, item, "middleware \"%s\" is listed twice", mw_names[k]);
@@ -1896,6 +1931,11 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     config->database.queue_limit = 10000;
     config->database.connect_timeout_ms = 5000;
     config->database.pipeline_depth = 16;
+    config->database.breaker_threshold = 5;
+    config->database.breaker_cooldown_ms = 5000;
+    config->limits.max_resets = 100;
+    config->limits.max_headers = 100;
+    config->limits.max_header_bytes = 16384;
 
     if (hy_yaml_load(path, text != NULL ? text : "", text != NULL ? len : 0, &root, diags) != 0)
         goto Error;

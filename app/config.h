@@ -103,6 +103,8 @@ typedef enum en_hy_mw_kind_t {
     HY_MW_CLIENT_IP,      /* the client address, from forwarded headers only behind trusted proxies */
     HY_MW_ACCESS_LOG,     /* one JSON line per request */
     HY_MW_METRICS,        /* Prometheus counters and histograms */
+    HY_MW_ADMISSION,      /* max_in_flight: 503 + Retry-After at once beyond it */
+    HY_MW_TIMEOUT,        /* the route's deadline: 504 and its database statement cancelled */
     HY_MW_NKINDS
 } hy_mw_kind_t;
 
@@ -126,6 +128,8 @@ typedef struct st_hy_route_t {
     hy_static_t static_;             /* for HY_ROUTE_STATIC */
     hy_middleware_t middleware;      /* the middleware that run for this route (its own list, else the global one) */
     int log_excluded;                /* access_log.exclude names this route */
+    uint64_t max_in_flight;          /* route's admission limit (process-wide, split over the threads); 0 = none */
+    uint64_t max_request_body;       /* route's body limit in bytes; 0 = server.limits.max_request_body */
     uint64_t timeout_ms;             /* per-route deadline; 0 = use server.timeouts.request */
     size_t index;                    /* position in config->routes */
     hy_pos_t pos;                    /* position of the route's mapping in the file */
@@ -145,6 +149,10 @@ typedef struct st_hy_limits_t {
     uint64_t max_connections;        /* per process; default 10000 */
     uint64_t max_request_body;       /* bytes; default 1MiB */
     uint32_t max_concurrent_streams; /* http2.max_concurrent_streams; default 100, at most 100 */
+    uint64_t max_resets;             /* http2.max_resets: stream resets a connection may make beyond its completed
+                                      * requests before it is closed (HTTP/2 Rapid Reset); default 100 */
+    uint64_t max_headers;            /* request header fields; more get 431; default 100 */
+    uint64_t max_header_bytes;       /* total bytes of request header names and values; more get 431; default 16KiB */
 } hy_limits_t;
 
 typedef struct st_hy_config_t {
@@ -163,6 +171,7 @@ typedef struct st_hy_config_t {
     size_t ntrusted_proxies;    /* number of them */
     char *access_log_path;      /* access_log.path: NULL for stdout, else a file opened for append */
     double access_log_sample;   /* access_log.sample: 0..1, default 1 */
+    uint64_t max_in_flight;     /* admission.max_in_flight: process-wide limit (0 = none) */
     double *buckets;            /* metrics.buckets (seconds), NULL for the client_golang defaults */
     size_t nbuckets;            /* number of buckets */
     hy_listener_t *admin;       /* server.admin: a listener for the admin routes only, or NULL */

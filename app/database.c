@@ -48,6 +48,8 @@ void hy_db_settings_build(const hy_database_t *db, const hy_conninfo_t *ci, hy_d
     out->connect_timeout_ms = db->connect_timeout_ms;
     out->statement_timeout_ms = db->statement_timeout_ms;
     out->pipeline_depth = db->pipeline_depth;
+    out->breaker_threshold = db->breaker_threshold;
+    out->breaker_cooldown_ms = db->breaker_cooldown_ms;
 }
 
 void hy_database_describe(const hy_database_t *db, char *buf, size_t bufsize)

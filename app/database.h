@@ -25,6 +25,8 @@ typedef struct st_hy_database_t {
     uint64_t connect_timeout_ms;   /* pool.connect_timeout, default 5s */
     uint64_t statement_timeout_ms; /* pool.statement_timeout, default 0 (the server's) */
     uint64_t pipeline_depth;       /* pool.pipeline_depth, default 16 statements in flight per connection */
+    uint64_t breaker_threshold;    /* pool.breaker_threshold: consecutive connection failures that open the circuit (5) */
+    uint64_t breaker_cooldown_ms;  /* pool.breaker_cooldown: how long an open circuit fails fast before probing (5s) */
 } hy_database_t;
 
 /* libpq keyword/value arrays built from a database section (NULL-terminated, both owned by this struct). */

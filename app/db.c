@@ -56,6 +56,9 @@ struct st_hy_db_query_t {
     size_t stmt_index;                 /* position of stmt in the pool's statements (for the observer) */
     uint64_t submitted_ns;             /* when it was submitted (monotonic) */
     uint64_t sent_ns;                  /* when it was last sent */
+    struct st_conn_t *conn;            /* the connection it was sent on, while in flight */
+    int targeted;                      /* a cancel request was sent for it */
+    int failfast;                      /* failed at submit because the circuit was open */
     int sent;                          /* 1 once written to a connection (outcome unknown if it dies) */
     query_phase_t phase;               /* where its answer stands */
     PGresult *res;                     /* the statement's result, once read */
@@ -108,29 +111,39 @@ typedef struct st_message_t {
 } message_t;
 
 struct st_hy_db_pool_t {
-    hy_db_settings_t settings;          /* copy (keywords/values arrays referenced, owned by the caller) */
-    const hy_db_stmt_t *const *stmts;   /* statements prepared on each connection */
-    size_t nstmts;                      /* number of statements */
-    char *statement_timeout_opt;        /* "-c statement_timeout=..." for the options keyword, or NULL */
-    const char **kw;                    /* keywords actually passed to libpq (settings + application_name + options) */
-    const char **vals;                  /* their values */
-    pthread_mutex_t lock;               /* guards everything below */
-    size_t num_open;                    /* connections open or opening */
-    size_t num_busy;                    /* held connections carrying queries */
-    h2o_linklist_t idle;                /* detached idle conn_t, most recent last */
-    size_t num_idle;                    /* length of idle */
-    hy_db_local_t **waiters;            /* FIFO of threads waiting for a connection (ring of nthreads) */
-    size_t waiters_head, waiters_count; /* ring indexes */
-    hy_db_local_t **locals;             /* attached threads by index */
-    size_t nthreads;                    /* number of threads */
-    uint64_t next_attempt_at;           /* no new connection before this (backoff after failures) */
-    uint64_t backoff_ms;                /* current backoff */
-    _Atomic size_t num_ready;           /* established connections (for readiness) */
-    _Atomic size_t num_waiting_threads; /* waiters_count, readable without the lock */
-    _Atomic size_t num_pending;         /* queries waiting, all threads */
-    _Atomic uint64_t acquire_timeouts;  /* counter */
-    _Atomic uint64_t connect_errors;    /* counter */
-    hy_db_observer_t observer;          /* metrics hooks (callbacks may be NULL) */
+    hy_db_settings_t settings;           /* copy (keywords/values arrays referenced, owned by the caller) */
+    const hy_db_stmt_t *const *stmts;    /* statements prepared on each connection */
+    size_t nstmts;                       /* number of statements */
+    char *statement_timeout_opt;         /* "-c statement_timeout=..." for the options keyword, or NULL */
+    const char **kw;                     /* keywords actually passed to libpq (settings + application_name + options) */
+    const char **vals;                   /* their values */
+    pthread_mutex_t lock;                /* guards everything below */
+    size_t num_open;                     /* connections open or opening */
+    size_t num_busy;                     /* held connections carrying queries */
+    h2o_linklist_t idle;                 /* detached idle conn_t, most recent last */
+    size_t num_idle;                     /* length of idle */
+    hy_db_local_t **waiters;             /* FIFO of threads waiting for a connection (ring of nthreads) */
+    size_t waiters_head, waiters_count;  /* ring indexes */
+    hy_db_local_t **locals;              /* attached threads by index */
+    size_t nthreads;                     /* number of threads */
+    uint64_t next_attempt_at;            /* no new connection before this (backoff after failures) */
+    uint64_t backoff_ms;                 /* current backoff */
+    _Atomic size_t num_ready;            /* established connections (for readiness) */
+    _Atomic size_t num_waiting_threads;  /* waiters_count, readable without the lock */
+    _Atomic size_t num_pending;          /* queries waiting, all threads */
+    _Atomic uint64_t acquire_timeouts;   /* counter */
+    _Atomic uint64_t connect_errors;     /* counter */
+    hy_db_observer_t observer;           /* metrics hooks (callbacks may be NULL) */
+    uint64_t consecutive_failures;       /* connection attempts failed in a row (for the circuit breaker) */
+    _Atomic uint64_t breaker_open_until; /* monotonic ms until which statements fail fast (0: closed) */
+    _Atomic uint64_t breaker_opened;     /* times the circuit opened */
+    pthread_t canceller;                 /* sends PQcancel requests, which block, off the event threads */
+    pthread_mutex_t cancel_lock;         /* guards cancel_queue */
+    pthread_cond_t cancel_cond;          /* signals the canceller */
+    PGcancel *cancel_queue[64];          /* pending cancel requests */
+    size_t ncancel;                      /* number pending */
+    int cancel_stop;                     /* the canceller should exit */
+    _Atomic uint64_t cancels_sent;       /* cancel requests sent */
 };
 
 typedef struct st_req_link_t {
@@ -320,6 +333,24 @@ static void conn_close(conn_t *c)
     free(c);
 }
 
+/* A connection attempt failed: back off, and open the circuit after breaker_threshold failures in a row. Pool lock held. */
+static void record_connect_failure_locked(hy_db_pool_t *pool)
+{
+    pool->backoff_ms = pool->backoff_ms == 0 ? BACKOFF_MIN_MS : pool->backoff_ms * 2;
+    if (pool->backoff_ms > BACKOFF_MAX_MS)
+        pool->backoff_ms = BACKOFF_MAX_MS;
+    pool->next_attempt_at = now_ms() + pool->backoff_ms;
+    if (++pool->consecutive_failures >= pool->settings.breaker_threshold && pool->settings.breaker_threshold != 0) {
+        uint64_t until = now_ms() + pool->settings.breaker_cooldown_ms;
+        if (atomic_load(&pool->breaker_open_until) < now_ms()) {
+            atomic_fetch_add(&pool->breaker_opened, 1);
+            hy_log("warn", NULL, "database: circuit open after %llu failed connection attempts; failing fast for %llums",
+                   (unsigned long long)pool->consecutive_failures, (unsigned long long)pool->settings.breaker_cooldown_ms);
+        }
+        atomic_store(&pool->breaker_open_until, until);
+    }
+}
+
 /* The connection failed: requeue idempotent statements (once), fail the others, close it, and serve what waits. */
 static void conn_fail(conn_t *c, const char *what)
 {
@@ -329,10 +360,7 @@ static void conn_fail(conn_t *c, const char *what)
     atomic_fetch_add(&pool->connect_errors, 1);
     if (c->state != CONN_READY) {
         pthread_mutex_lock(&pool->lock);
-        pool->backoff_ms = pool->backoff_ms == 0 ? BACKOFF_MIN_MS : pool->backoff_ms * 2;
-        if (pool->backoff_ms > BACKOFF_MAX_MS)
-            pool->backoff_ms = BACKOFF_MAX_MS;
-        pool->next_attempt_at = now_ms() + pool->backoff_ms;
+        record_connect_failure_locked(pool);
         pthread_mutex_unlock(&pool->lock);
     }
     conn_set_busy(c, 0);
@@ -341,6 +369,7 @@ static void conn_fail(conn_t *c, const char *what)
     while (!h2o_linklist_is_empty(&c->inflight)) {
         hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
         h2o_linklist_unlink(&q->link);
+        q->conn = NULL;
         if (q->stmt == NULL || q->cb == NULL) {
             query_free(q);
         } else if (q->stmt->idempotent && q->attempts < 2) {
@@ -406,6 +435,7 @@ static int conn_send(conn_t *c, hy_db_query_t *q)
     if (!ok || !PQpipelineSync(c->pg))
         return -1;
     q->phase = PHASE_RESULT;
+    q->conn = c;
     h2o_linklist_insert(&c->inflight, &q->link);
     ++c->ninflight;
     return 0;
@@ -475,10 +505,27 @@ static int conn_read(conn_t *c)
                     pthread_mutex_lock(&c->pool->lock);
                     c->pool->backoff_ms = 0;
                     c->pool->next_attempt_at = 0;
+                    c->pool->consecutive_failures = 0;
                     pthread_mutex_unlock(&c->pool->lock);
+                    atomic_store(&c->pool->breaker_open_until, 0); /* closed again */
                 }
             } else {
-                query_complete(q, HY_DB_OK, NULL);
+                q->conn = NULL;
+                const char *state = q->res != NULL ? PQresultErrorField(q->res, PG_DIAG_SQLSTATE) : NULL;
+                if (state != NULL && strcmp(state, "57014") == 0 && !q->targeted && q->cb != NULL && q->stmt->idempotent &&
+                    q->attempts < 2 && c->holder != NULL) {
+                    /* a cancel meant for the statement before it landed on this one: run it again */
+                    PQclear(q->res);
+                    q->res = NULL;
+                    q->phase = PHASE_RESULT;
+                    hy_db_local_t *l = c->holder;
+                    h2o_linklist_insert(l->pending.next, &q->link);
+                    ++l->npending;
+                    atomic_fetch_add(&c->pool->num_pending, 1);
+                    h2o_timeout_link(l->loop, &l->acquire_timeout, &q->acquire_timer);
+                } else {
+                    query_complete(q, HY_DB_OK, NULL);
+                }
             }
             break;
         }
@@ -581,10 +628,7 @@ static void conn_open(hy_db_local_t *local)
         free(c);
         pthread_mutex_lock(&pool->lock);
         --pool->num_open;
-        pool->backoff_ms = pool->backoff_ms == 0 ? BACKOFF_MIN_MS : pool->backoff_ms * 2;
-        if (pool->backoff_ms > BACKOFF_MAX_MS)
-            pool->backoff_ms = BACKOFF_MAX_MS;
-        pool->next_attempt_at = now_ms() + pool->backoff_ms;
+        record_connect_failure_locked(pool);
         pthread_mutex_unlock(&pool->lock);
         return;
     }
@@ -906,9 +950,14 @@ static void on_deferred(h2o_timeout_entry_t *entry)
     while (!h2o_linklist_is_empty(&local->deferred)) {
         hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, local->deferred.next);
         h2o_linklist_unlink(&q->link);
-        query_complete(q, HY_DB_OVERLOADED, "too many queries waiting for a connection");
+        if (q->failfast)
+            query_complete(q, HY_DB_UNAVAILABLE, "the database circuit is open");
+        else
+            query_complete(q, HY_DB_OVERLOADED, "too many queries waiting for a connection");
     }
 }
+
+static void *canceller_main(void *arg);
 
 /* ---- public API ------------------------------------------------------------------------------------------------------- */
 
@@ -923,6 +972,9 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
     pool->stmts = stmts;
     pool->nstmts = nstmts;
     pthread_mutex_init(&pool->lock, NULL);
+    pthread_mutex_init(&pool->cancel_lock, NULL);
+    pthread_cond_init(&pool->cancel_cond, NULL);
+    pthread_create(&pool->canceller, NULL, canceller_main, pool);
     h2o_linklist_init_anchor(&pool->idle);
     pool->nthreads = nthreads;
     pool->waiters = xcalloc(nthreads, sizeof(*pool->waiters));
@@ -1008,6 +1060,7 @@ void hy_db_local_detach(hy_db_local_t *local)
         while (!h2o_linklist_is_empty(&c->inflight)) {
             hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
             h2o_linklist_unlink(&q->link);
+            q->conn = NULL;
             query_complete(q, q->sent ? HY_DB_UNKNOWN_OUTCOME : HY_DB_UNAVAILABLE, "shutting down");
         }
         c->ninflight = 0;
@@ -1027,6 +1080,13 @@ void hy_db_pool_free(hy_db_pool_t *pool)
         PQfinish(c->pg);
         free(c);
     }
+    pthread_mutex_lock(&pool->cancel_lock);
+    pool->cancel_stop = 1;
+    pthread_cond_signal(&pool->cancel_cond);
+    pthread_mutex_unlock(&pool->cancel_lock);
+    pthread_join(pool->canceller, NULL);
+    pthread_mutex_destroy(&pool->cancel_lock);
+    pthread_cond_destroy(&pool->cancel_cond);
     for (size_t i = 0; i != pool->nthreads; ++i)
         free(pool->locals[i]);
     pthread_mutex_destroy(&pool->lock);
@@ -1058,6 +1118,9 @@ void hy_db_pool_stats(hy_db_pool_t *pool, hy_db_stats_t *out)
     out->waiting = atomic_load(&pool->num_pending);
     out->acquire_timeouts = atomic_load(&pool->acquire_timeouts);
     out->connect_errors = atomic_load(&pool->connect_errors);
+    out->cancels = atomic_load(&pool->cancels_sent);
+    out->breaker_open = hy_db_pool_breaker_open(pool);
+    out->breaker_opened = atomic_load(&pool->breaker_opened);
 }
 
 hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, const char *const *values, int nvalues, hy_db_cb cb,
@@ -1094,6 +1157,14 @@ hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, cons
             }
         }
     }
+    uint64_t open_until = atomic_load(&pool->breaker_open_until);
+    if (open_until != 0 && now_ms() < open_until) {
+        q->failfast = 1;
+        h2o_linklist_insert(&local->deferred, &q->link);
+        if (!h2o_timeout_is_linked(&local->deferred_entry))
+            h2o_timeout_link(local->loop, &local->zero_timeout, &local->deferred_entry);
+        return q;
+    }
     if (pool->settings.queue_limit != 0 && local->npending >= pool->settings.queue_limit) {
         h2o_linklist_insert(&local->deferred, &q->link);
         if (!h2o_timeout_is_linked(&local->deferred_entry))
@@ -1111,10 +1182,61 @@ hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, cons
     return q;
 }
 
+#define CANCEL_AFTER_NS (20 * 1000000) /* an abandoned statement running this long is cancelled on the server */
+
 void hy_db_abandon(hy_db_query_t *query)
 {
     query->cb = NULL;
     query->req_link = NULL;
+    conn_t *c = query->conn;
+    /* Only the statement at the head of its connection's pipeline is executing; a cancel request stops that one. Short
+     * ones are left to finish (a cancel costs PostgreSQL a connection of its own). */
+    if (c == NULL || query->targeted || c->inflight.next != &query->link || now_ns() - query->sent_ns < CANCEL_AFTER_NS)
+        return;
+    hy_db_pool_t *pool = c->pool;
+    PGcancel *cancel = PQgetCancel(c->pg);
+    if (cancel == NULL)
+        return;
+    query->targeted = 1;
+    pthread_mutex_lock(&pool->cancel_lock);
+    if (pool->ncancel < sizeof(pool->cancel_queue) / sizeof(pool->cancel_queue[0])) {
+        pool->cancel_queue[pool->ncancel++] = cancel;
+        cancel = NULL;
+        pthread_cond_signal(&pool->cancel_cond);
+    }
+    pthread_mutex_unlock(&pool->cancel_lock);
+    if (cancel != NULL)
+        PQfreeCancel(cancel); /* too many pending: the statement runs to its end */
+}
+
+/* The canceller thread: PQcancel opens a connection to the server and waits, so it never runs on an event thread. */
+static void *canceller_main(void *arg)
+{
+    hy_db_pool_t *pool = arg;
+    pthread_mutex_lock(&pool->cancel_lock);
+    for (;;) {
+        while (pool->ncancel == 0 && !pool->cancel_stop)
+            pthread_cond_wait(&pool->cancel_cond, &pool->cancel_lock);
+        if (pool->ncancel == 0 && pool->cancel_stop)
+            break;
+        PGcancel *cancel = pool->cancel_queue[--pool->ncancel];
+        pthread_mutex_unlock(&pool->cancel_lock);
+        char err[256];
+        if (!PQcancel(cancel, err, sizeof(err)))
+            hy_log("warn", NULL, "database: cancel request failed: %s", err);
+        else
+            atomic_fetch_add(&pool->cancels_sent, 1);
+        PQfreeCancel(cancel);
+        pthread_mutex_lock(&pool->cancel_lock);
+    }
+    pthread_mutex_unlock(&pool->cancel_lock);
+    return NULL;
+}
+
+int hy_db_pool_breaker_open(const hy_db_pool_t *pool)
+{
+    uint64_t until = atomic_load(&((hy_db_pool_t *)pool)->breaker_open_until);
+    return until != 0 && now_ms() < until;
 }
 
 static void on_req_dispose(void *p)

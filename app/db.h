@@ -21,6 +21,8 @@ typedef struct st_hy_db_settings_t {
     uint64_t connect_timeout_ms;   /* a connection attempt taking longer fails */
     uint64_t statement_timeout_ms; /* SET statement_timeout on each connection (0 = server default) */
     size_t pipeline_depth;         /* queries in flight on one connection at most */
+    uint64_t breaker_threshold;    /* connection attempts failing in a row that open the circuit (0: never) */
+    uint64_t breaker_cooldown_ms;  /* how long an open circuit fails statements at once before letting a probe through */
 } hy_db_settings_t;
 
 /* A statement prepared once on every connection. Declare them static; register before hy_db_pool_create. */
@@ -71,6 +73,9 @@ void hy_db_local_detach(hy_db_local_t *local);
 /* Frees the pool after every thread detached. */
 void hy_db_pool_free(hy_db_pool_t *pool);
 
+/* 1 while the circuit breaker is open (statements fail fast with HY_DB_UNAVAILABLE). Any thread. */
+int hy_db_pool_breaker_open(const hy_db_pool_t *pool);
+
 /* 1 when at least one connection is established and usable. Lock-free; any thread. */
 int hy_db_pool_ready(const hy_db_pool_t *pool);
 
@@ -81,6 +86,9 @@ typedef struct st_hy_db_stats_t {
     size_t waiting;            /* queries waiting for a connection, all threads */
     uint64_t acquire_timeouts; /* queries failed with HY_DB_UNAVAILABLE for want of a connection */
     uint64_t connect_errors;   /* failed connection attempts and connections lost */
+    uint64_t cancels;          /* cancel requests sent for abandoned long-running statements */
+    int breaker_open;          /* the circuit is open: statements fail fast */
+    uint64_t breaker_opened;   /* times it opened */
 } hy_db_stats_t;
 
 /* What the pool reports for metrics, called on the thread that submitted the statement (index `thread`). */
@@ -105,9 +113,10 @@ void hy_db_pool_stats(hy_db_pool_t *pool, hy_db_stats_t *out);
 hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, const char *const *values, int nvalues, hy_db_cb cb,
                             void *data);
 
-/* The caller no longer wants the answer (the client went away): the callback will not run. The statement may still
- * complete on the server; its result is discarded and the connection goes back to the pool. Call at most once, and
- * only before the callback ran. */
+/* The caller no longer wants the answer (the client went away, or its deadline passed): the callback will not run.
+ * A statement already executing for 20 ms or more is cancelled on the server (PQcancel, sent from a helper thread);
+ * a shorter one completes and its result is discarded. Either way the connection goes back to the pool healthy.
+ * Call at most once, and only before the callback ran. */
 void hy_db_abandon(hy_db_query_t *query);
 
 /* Submits on behalf of `req`: when the request is disposed before the answer arrives (client closed the connection or

@@ -2,6 +2,7 @@
 #include <string.h>
 #include "json.h"
 #include "respond.h"
+#include "server.h"
 
 const h2o_iovec_t hy_type_json = {H2O_STRLIT("application/json")};
 const h2o_iovec_t hy_type_plain = {H2O_STRLIT("text/plain; charset=utf-8")};
@@ -76,6 +77,8 @@ static h2o_generator_t no_generator = {NULL, NULL}; /* responses sent in one h2o
 
 void hy_respond(h2o_req_t *req, int status, h2o_iovec_t content_type, h2o_iovec_t body)
 {
+    if (!hy_req_claim_response(req))
+        return; /* answered already (deadline): this late answer is dropped */
     req->res.status = status;
     req->res.reason = hy_reason_phrase(status);
     if (content_type.len != 0)

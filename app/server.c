@@ -41,16 +41,18 @@ typedef struct st_listener_t {
     h2o_socket_t *sock;          /* the listening socket on this thread's loop */
     hy_thread_t *thread;         /* owner */
     int tls;                     /* a TLS listener (its connections' protocol is known at the first request) */
+    int fd;                      /* the listening fd (accepted here, so each connection's fd is known) */
 } listener_t;
 
 /* A loaded configuration as the request path sees it. Reload publishes a new one; each thread switches at its next
  * request; the old one is freed when the last thread that used it has no request left on it. */
 typedef struct st_snapshot_t {
-    hy_config_t *config;   /* the routes, middleware, limits... of this generation */
-    int owned;             /* free config with the snapshot (not the boot config, which main owns) */
-    _Atomic unsigned refs; /* the server's reference plus one per thread holding it */
-    size_t *metric_route;  /* per route: its index in the metrics registry (boot routes; others count as "none") */
-    uint64_t generation;   /* 1 for the boot config, +1 per successful reload */
+    hy_config_t *config;    /* the routes, middleware, limits... of this generation */
+    int owned;              /* free config with the snapshot (not the boot config, which main owns) */
+    _Atomic unsigned refs;  /* the server's reference plus one per thread holding it */
+    size_t *metric_route;   /* per route: its index in the metrics registry (boot routes; others count as "none") */
+    size_t *route_inflight; /* [thread][route] requests in flight (each thread writes only its own row) */
+    uint64_t generation;    /* 1 for the boot config, +1 per successful reload */
 } snapshot_t;
 
 typedef struct st_retired_t {
@@ -58,32 +60,44 @@ typedef struct st_retired_t {
     size_t inflight;  /* how many */
 } retired_t;
 
+typedef struct st_deadline_t {
+    uint64_t ms;           /* the duration */
+    h2o_timeout_t timeout; /* this thread's timer list for it */
+} deadline_t;
+
+#define MAX_DEADLINES 32 /* distinct deadline durations one thread keeps timers for */
+
 #define MAX_RETIRED 16 /* older snapshots one thread can still be finishing requests on */
 
 struct st_hy_thread_t {
-    h2o_context_t ctx;                  /* this thread's h2o context (first member: handlers reach the thread from it) */
-    size_t index;                       /* 0 .. threads-1 */
-    pthread_t tid;                      /* the thread */
-    struct st_server_t *server;         /* the process-wide state */
-    listener_t *listeners;              /* one per configured listener */
-    int *fds;                           /* listening fds made for this thread (SO_REUSEPORT), one per listener */
-    h2o_multithread_receiver_t control; /* messages from the main thread (shutdown, resume accepting) */
-    _Atomic size_t num_conns;           /* connections this thread holds now (read by status on other threads) */
-    size_t num_inflight;                /* requests this thread is serving now */
-    int accepting;                      /* listeners are reading */
-    int shutting_down;                  /* a shutdown message arrived */
-    hy_db_local_t *db;                  /* this thread's part of the database pool, or NULL */
-    hy_metrics_shard_t *metrics;        /* this thread's counters */
-    hy_reqid_gen_t reqid;               /* request ids */
-    hy_logbuf_t *log;                   /* the access log's batch, or NULL without an access log */
-    hy_sampler_t sampler;               /* access_log.sample */
-    h2o_timeout_entry_t flush_entry;    /* flushes the access log every second */
-    _Atomic uint64_t requests;          /* requests received (owner stores, status reads) */
-    _Atomic uint64_t *db_queries;       /* [statement][outcome] statements finished (owner stores, scrape reads) */
-    snapshot_t *snap;                   /* the snapshot this thread's new requests use */
-    size_t snap_inflight;               /* requests on snap */
-    retired_t retired[MAX_RETIRED];     /* older snapshots with requests still in flight */
-    size_t nretired;                    /* number of them */
+    h2o_context_t ctx;                   /* this thread's h2o context (first member: handlers reach the thread from it) */
+    size_t index;                        /* 0 .. threads-1 */
+    pthread_t tid;                       /* the thread */
+    struct st_server_t *server;          /* the process-wide state */
+    listener_t *listeners;               /* one per configured listener */
+    int *fds;                            /* listening fds made for this thread (SO_REUSEPORT), one per listener */
+    h2o_multithread_receiver_t control;  /* messages from the main thread (shutdown, resume accepting) */
+    _Atomic size_t num_conns;            /* connections this thread holds now (read by status on other threads) */
+    size_t num_inflight;                 /* requests this thread is serving now */
+    int accepting;                       /* listeners are reading */
+    int shutting_down;                   /* a shutdown message arrived */
+    hy_db_local_t *db;                   /* this thread's part of the database pool, or NULL */
+    hy_metrics_shard_t *metrics;         /* this thread's counters */
+    hy_reqid_gen_t reqid;                /* request ids */
+    hy_logbuf_t *log;                    /* the access log's batch, or NULL without an access log */
+    hy_sampler_t sampler;                /* access_log.sample */
+    h2o_timeout_entry_t flush_entry;     /* flushes the access log every second */
+    _Atomic uint64_t requests;           /* requests received (owner stores, status reads) */
+    _Atomic uint64_t *db_queries;        /* [statement][outcome] statements finished (owner stores, scrape reads) */
+    snapshot_t *snap;                    /* the snapshot this thread's new requests use */
+    size_t snap_inflight;                /* requests on snap */
+    retired_t retired[MAX_RETIRED];      /* older snapshots with requests still in flight */
+    size_t nretired;                     /* number of them */
+    deadline_t deadlines[MAX_DEADLINES]; /* timer lists by duration, made on first use */
+    size_t ndeadlines;                   /* number of them */
+    _Atomic uint64_t rejected;           /* admission rejections (503) */
+    _Atomic uint64_t timed_out;          /* deadlines that fired (504) */
+    _Atomic uint64_t resets_cut;         /* connections shut down for abusive stream resets */
 };
 
 typedef struct st_root_handler_t {
@@ -103,6 +117,8 @@ typedef struct st_server_t {
     hy_error_body_t bad_path;           /* 400 body for malformed paths */
     hy_error_body_t internal_error;     /* 500 body for handlers that fail */
     hy_error_body_t too_large;          /* 413 body for request bodies over limits.max_request_body */
+    hy_error_body_t headers_too_large;  /* 431 body for requests over limits.max_headers / max_header_bytes */
+    hy_error_body_t overloaded;         /* 503 body for requests over an admission limit */
     hy_conninfo_t conninfo;             /* libpq parameters (point into config->database) */
     hy_db_pool_t *db;                   /* the one pool, or NULL without a database */
     const hy_db_stmt_t **stmts;         /* the statements the pool prepares (NULL-terminated) */
@@ -139,15 +155,22 @@ typedef struct st_reqctx_t {
     const hy_route_t *route;           /* the matched route, or NULL */
     unsigned mw;                       /* 1u << hy_mw_kind_t of the middleware that run */
     unsigned method;                   /* HY_METRICS_* index */
+    int admitted;                      /* counted in the route's in-flight count */
+    int answered;                      /* a response was started (the deadline's 504, or the handler's) */
+    h2o_timeout_entry_t deadline;      /* the timeout middleware's timer */
     size_t id_len;                     /* length of request_id (0: none) */
     char request_id[HY_REQID_MAX + 1]; /* kept X-Request-Id or generated */
     char client_ip[HY_CLIENT_IP_MAX];  /* the client's address ("" until client_ip ran) */
 } reqctx_t;
 
-/* Per connection: its thread and the protocol it is counted under in hydrant_connections. */
+/* Per connection: its thread, the protocol it is counted under in hydrant_connections, and its stream resets. */
 typedef struct st_conn_state_t {
     hy_thread_t *thread; /* the owner */
     int proto;           /* HY_PROTO_*, or -1 until known (TLS before its first request) */
+    int fd;              /* the connection's socket */
+    uint64_t resets;     /* HTTP/2 requests disposed before any response (stream reset by the client) */
+    uint64_t completed;  /* requests answered */
+    int cut;             /* shut down for abusive resets */
 } conn_state_t;
 
 enum { DB_OUTCOME_OK, DB_OUTCOME_ERROR, DB_OUTCOME_UNAVAILABLE, DB_OUTCOME_OVERLOADED, DB_OUTCOME_UNKNOWN, DB_NOUTCOMES };
@@ -181,7 +204,7 @@ int hy_server_draining(void)
 int hy_server_db_ready(void)
 {
     hy_db_pool_t *pool = atomic_load(&process_db);
-    return pool == NULL || hy_db_pool_ready(pool);
+    return pool == NULL || (hy_db_pool_ready(pool) && !hy_db_pool_breaker_open(pool));
 }
 
 /* ---- per-request context and middleware ------------------------------------------------------------------------------ */
@@ -200,6 +223,17 @@ const char *hy_req_id(h2o_req_t *req)
     return c != NULL && c->id_len != 0 ? c->request_id : NULL;
 }
 
+int hy_req_claim_response(h2o_req_t *req)
+{
+    reqctx_t *c = reqctx_of(req);
+    if (c == NULL)
+        return 1;
+    if (c->answered)
+        return 0;
+    c->answered = 1;
+    return 1;
+}
+
 const char *hy_req_client_ip(h2o_req_t *req)
 {
     reqctx_t *c = reqctx_of(req);
@@ -215,6 +249,7 @@ static void snapshot_release(snapshot_t *s)
     if (s->owned)
         hy_config_free(s->config);
     free(s->metric_route);
+    free(s->route_inflight);
     free(s);
 }
 
@@ -310,6 +345,58 @@ static void on_flush(h2o_timeout_entry_t *entry)
         h2o_timeout_link(thread->ctx.loop, &thread->ctx.one_sec_timeout, &thread->flush_entry);
 }
 
+/* HTTP/2 Rapid Reset (CVE-2023-44487; libh2o 2.2.5 predates its fix): a connection whose streams are reset before an
+ * answer more than limits.http2.max_resets times, and more often than it lets requests complete, is shut down. The
+ * reset requests' work was already dropped: their queries were abandoned when they were disposed. */
+static void track_resets(h2o_req_t *req, hy_thread_t *thread, const hy_config_t *config)
+{
+    if (req->version < 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    conn_state_t *cs = sock != NULL ? sock->on_close.data : NULL;
+    if (cs == NULL)
+        return;
+    if (req->res.status == 0)
+        ++cs->resets;
+    else
+        ++cs->completed;
+    if (!cs->cut && cs->resets > config->limits.max_resets && cs->resets > cs->completed) {
+        cs->cut = 1;
+        atomic_store_explicit(&thread->resets_cut, atomic_load_explicit(&thread->resets_cut, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        hy_log("warn", NULL, "closing an HTTP/2 connection that reset %llu streams and completed %llu (limits.http2.max_resets)",
+               (unsigned long long)cs->resets, (unsigned long long)cs->completed);
+        /* libh2o sees the end of the stream on its next read and closes the connection itself */
+        shutdown(cs->fd, SHUT_RDWR);
+    }
+}
+
+static void on_deadline(h2o_timeout_entry_t *entry)
+{
+    reqctx_t *c = H2O_STRUCT_FROM_MEMBER(reqctx_t, deadline, entry);
+    if (c->answered)
+        return;
+    hy_thread_t *thread = c->thread;
+    atomic_store_explicit(&thread->timed_out, atomic_load_explicit(&thread->timed_out, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    /* the handler's later answer is dropped (hy_req_claim_response); its query is cancelled when the request is disposed */
+    hy_respond_error_dynamic(c->req, 504, "deadline_exceeded", "the request did not complete within its deadline");
+}
+
+/* This thread's timer list for a duration (made on first use). NULL when too many distinct durations are in use. */
+static h2o_timeout_t *deadline_timer(hy_thread_t *thread, uint64_t ms)
+{
+    for (size_t i = 0; i != thread->ndeadlines; ++i)
+        if (thread->deadlines[i].ms == ms)
+            return &thread->deadlines[i].timeout;
+    if (thread->ndeadlines == MAX_DEADLINES)
+        return NULL;
+    deadline_t *d = &thread->deadlines[thread->ndeadlines++];
+    d->ms = ms;
+    h2o_timeout_init(thread->ctx.loop, &d->timeout, ms);
+    return &d->timeout;
+}
+
 /* The request is being disposed (answered, or abandoned by the client): record it. The request is still whole here. */
 static void on_req_done(void *p)
 {
@@ -319,6 +406,11 @@ static void on_req_done(void *p)
     const hy_config_t *config = c->snap->config;
 
     --thread->num_inflight;
+    if (c->admitted)
+        --c->snap->route_inflight[thread->index * (config->nroutes + 1) + c->route->index];
+    if (h2o_timeout_is_linked(&c->deadline))
+        h2o_timeout_unlink(&c->deadline);
+    track_resets(req, thread, config);
     if ((c->mw & ((1u << HY_MW_METRICS) | (1u << HY_MW_ACCESS_LOG))) == 0) {
         snapshot_leave(thread, c->snap);
         return;
@@ -384,6 +476,11 @@ static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
     cs->proto = proto;
 }
 
+static uint64_t route_limit(const hy_route_t *route)
+{
+    return route != NULL ? route->max_request_body : 0;
+}
+
 static int on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     root_handler_t *self = (root_handler_t *)_self;
@@ -400,6 +497,10 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     c->mw = 0;
     c->id_len = 0;
     c->client_ip[0] = '\0';
+    c->admitted = 0;
+    c->answered = 0;
+    memset(&c->deadline, 0, sizeof(c->deadline));
+    c->deadline.cb = on_deadline;
     h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
     req->env.entries[req->env.size++] = h2o_iovec_init(reqctx_key, 0);
     req->env.entries[req->env.size++] = h2o_iovec_init((char *)c, 0);
@@ -438,6 +539,38 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
             mw_client_ip(req, c, config);
     }
 
+    /* header limits (libh2o's own: 8KiB of HTTP/1.1 request head; HPACK bounds HTTP/2) */
+    if (req->headers.size > config->limits.max_headers) {
+        hy_respond_error(req, &server->headers_too_large);
+        return 0;
+    }
+    size_t header_bytes = 0;
+    for (size_t i = 0; i != req->headers.size; ++i)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (header_bytes > config->limits.max_header_bytes) {
+        hy_respond_error(req, &server->headers_too_large);
+        return 0;
+    }
+
+    if (result == HY_MATCH_OK && (mw->mask & (1u << HY_MW_ADMISSION)) != 0) {
+        /* limits are process-wide, split evenly over the threads (SO_REUSEPORT spreads connections), so admission
+         * needs no shared counter */
+        size_t threads = server->config->threads;
+        if (config->max_in_flight != 0 && thread->num_inflight > (config->max_in_flight + threads - 1) / threads)
+            goto Reject;
+        size_t *n = &snap->route_inflight[thread->index * (config->nroutes + 1) + c->route->index];
+        if (c->route->max_in_flight != 0 && *n >= (c->route->max_in_flight + threads - 1) / threads)
+            goto Reject;
+        ++*n;
+        c->admitted = 1;
+    }
+    if (result == HY_MATCH_OK && (mw->mask & (1u << HY_MW_TIMEOUT)) != 0) {
+        uint64_t ms = c->route->timeout_ms != 0 ? c->route->timeout_ms : config->timeouts.request_ms;
+        h2o_timeout_t *t = ms != 0 ? deadline_timer(thread, ms) : NULL;
+        if (t != NULL)
+            h2o_timeout_link(thread->ctx.loop, t, &c->deadline);
+    }
+
     switch (result) {
     case HY_MATCH_OK:
         break;
@@ -457,7 +590,8 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
 
-    if (req->entity.base != NULL && req->entity.len > config->limits.max_request_body) {
+    if (req->entity.base != NULL &&
+        req->entity.len > (route_limit(c->route) != 0 ? route_limit(c->route) : config->limits.max_request_body)) {
         hy_respond_error(req, &server->too_large);
         return 0;
     }
@@ -470,6 +604,13 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     hy_handler_fn fn = route->kind == HY_ROUTE_STATIC ? hy_static_on_req : route->handler->on_req;
     if (fn(req, route, params, match.nparams) != 0)
         hy_respond_error(req, &server->internal_error);
+    return 0;
+
+Reject:
+    atomic_store_explicit(&thread->rejected, atomic_load_explicit(&thread->rejected, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    hy_respond_error(req, &server->overloaded);
     return 0;
 }
 
@@ -530,15 +671,20 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
             stop_accepting(thread);
             return;
         }
-        h2o_socket_t *sock = h2o_evloop_socket_accept(sock_listener);
-        if (sock == NULL)
+        int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), on = 1;
+        if (fd == -1)
             return;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        h2o_socket_t *sock = h2o_evloop_socket_create(thread->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
         atomic_fetch_add(&server->num_conns, 1);
         atomic_fetch_add_explicit(&thread->num_conns, 1, memory_order_relaxed);
         conn_state_t *cs = malloc(sizeof(*cs));
         if (cs == NULL)
             abort();
         cs->thread = thread;
+        cs->fd = fd;
+        cs->resets = cs->completed = 0;
+        cs->cut = 0;
         cs->proto = listener->tls ? -1 : HY_PROTO_HTTP1;
         if (cs->proto != -1)
             hy_metrics_conn_open(thread->metrics, cs->proto);
@@ -609,6 +755,7 @@ static void *thread_main(void *arg)
         l->accept_ctx.ctx = &thread->ctx;
         l->accept_ctx.hosts = admin ? server->admin_hosts : server->public_hosts;
         l->accept_ctx.ssl_ctx = admin ? NULL : server->ssl_ctxs[i];
+        l->fd = thread->fds[i];
         l->sock = h2o_evloop_socket_create(thread->ctx.loop, thread->fds[i], H2O_SOCKET_FLAG_DONT_READ);
         l->sock->data = l;
     }
@@ -738,6 +885,9 @@ static void setup_globalconf(server_t *server)
     server->bad_path = hy_error_body_render(400, "bad_request", "the request path is malformed");
     server->internal_error = hy_error_body_render(500, "internal_error", "the handler failed");
     server->too_large = hy_error_body_render(413, "payload_too_large", "the request body is larger than the server accepts");
+    server->headers_too_large =
+        hy_error_body_render(431, "request_header_fields_too_large", "the request has too many or too large header fields");
+    server->overloaded = hy_error_body_render(503, "overloaded", "too many requests in flight; retry shortly");
 }
 
 /* ---- the database pool ------------------------------------------------------------------------------------------------ */
@@ -842,6 +992,18 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
     snprintf(labels, sizeof(labels), "version=\"%s\",h2o_version=\"%s\",openssl_version=\"%s\"", esc[0], esc[1], esc[2]);
     hy_metrics_write_gauge(w, "hydrant_build_info", "hydrant's version and the versions of its libraries.", labels, 1);
     hy_metrics_write_gauge(w, "hydrant_threads", "Event-loop threads.", NULL, server->config->threads);
+    uint64_t rejected = 0, timed_out = 0, cut = 0;
+    for (size_t t = 0; t != server->config->threads; ++t) {
+        rejected += atomic_load_explicit(&server->threads[t].rejected, memory_order_relaxed);
+        timed_out += atomic_load_explicit(&server->threads[t].timed_out, memory_order_relaxed);
+        cut += atomic_load_explicit(&server->threads[t].resets_cut, memory_order_relaxed);
+    }
+    hy_metrics_write_counter(w, "hydrant_admission_rejected_total", "Requests answered 503 at once by the admission limits.", NULL,
+                             (double)rejected);
+    hy_metrics_write_counter(w, "hydrant_deadline_exceeded_total", "Requests answered 504 when their deadline passed.", NULL,
+                             (double)timed_out);
+    hy_metrics_write_counter(w, "hydrant_http2_reset_abuse_closed_total",
+                             "HTTP/2 connections shut down for resetting too many streams.", NULL, (double)cut);
     hy_metrics_write_counter(w, "hydrant_config_reloads_total", "Configuration reloads by result.", "result=\"success\"",
                              (double)atomic_load(&server->reloads_ok));
     hy_metrics_write_counter(w, "hydrant_config_reloads_total", "Configuration reloads by result.", "result=\"failure\"",
@@ -860,6 +1022,12 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
     hy_metrics_write_gauge(w, "hydrant_db_pool_waiting", "Statements waiting for a database connection.", NULL, (double)st.waiting);
     hy_metrics_write_gauge(w, "hydrant_db_pool_ready", "1 when the pool has a live connection.", NULL,
                            hy_db_pool_ready(server->db));
+    hy_metrics_write_gauge(w, "hydrant_db_circuit_open", "1 while the circuit breaker fails database statements fast.", NULL,
+                           st.breaker_open);
+    hy_metrics_write_counter(w, "hydrant_db_circuit_opened_total", "Times the circuit breaker opened.", NULL,
+                             (double)st.breaker_opened);
+    hy_metrics_write_counter(w, "hydrant_db_cancels_total", "Cancel requests sent for abandoned long-running statements.", NULL,
+                             (double)st.cancels);
     hy_metrics_write_counter(w, "hydrant_db_pool_acquire_timeouts_total",
                              "Statements that found no connection within acquire_timeout.", NULL, (double)st.acquire_timeouts);
     hy_metrics_write_counter(w, "hydrant_db_pool_connection_errors_total", "Failed connection attempts and lost connections.", NULL,
@@ -1043,6 +1211,8 @@ static snapshot_t *snapshot_new(server_t *server, hy_config_t *config, int owned
     const hy_config_t *boot = server->config;
     snapshot_t *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->metric_route = calloc(config->nroutes + 1, sizeof(size_t))) == NULL)
+        abort();
+    if ((s->route_inflight = calloc((size_t)boot->threads * (config->nroutes + 1), sizeof(size_t))) == NULL)
         abort();
     s->config = config;
     s->owned = owned;

@@ -37,6 +37,10 @@ const char *hy_req_id(h2o_req_t *req);
  * is disposed. */
 const char *hy_req_client_ip(h2o_req_t *req);
 
+/* Called once before a response starts: returns 1 when the caller may answer, 0 when the request was already answered
+ * (its deadline passed and it got a 504): the caller must then drop its answer. */
+int hy_req_claim_response(h2o_req_t *req);
+
 /* The Prometheus exposition of the whole process: malloc'ed (the caller frees), its length in *len. Any thread; never
  * blocks the event-loop threads. NULL before the server runs. */
 char *hy_server_metrics_render(size_t *len);
