@@ -1674,8 +1674,15 @@ static int on_log_path(parse_t *p, const directive_t *d, const hy_ynode_t *key, 
 static int parse_number(const char *s, double *out)
 {
     char *end;
-    if (*s == '\0' || *s == ' ' || *s == '+')
+    /* decimal only: strtod alone would also take hex floats, "inf" and "nan" */
+    const char *c = s;
+    if (*c == '-')
+        ++c;
+    if (!(*c >= '0' && *c <= '9') && !(*c == '.' && c[1] >= '0' && c[1] <= '9'))
         return -1;
+    for (; *c != '\0'; ++c)
+        if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == 'e' || *c == 'E' || *c == '-' || *c == '+'))
+            return -1;
     errno = 0;
     double v = strtod(s, &end);
     if (*end != '\0' || errno != 0 || v != v)
@@ -1886,6 +1893,19 @@ static void check_listeners(parse_t *p)
             pop_key(p, saved);
             break;
         }
+    }
+    const hy_listener_t *a = config->admin;
+    if (a == NULL || a->host == NULL || !p->admin_state.port_ok)
+        return;
+    for (size_t j = 0; j != config->nlisteners; ++j) {
+        const hy_listener_t *e = &config->listeners[j];
+        if (e->host == NULL || !p->listeners[j].port_ok || e->port != a->port || strcmp(e->host, a->host) != 0)
+            continue;
+        size_t saved = push_key(p, "server.admin");
+        error_pos(p, a->pos, "%s is already a public listener (server.listen[%zu] at line %u); the admin listener needs its own port",
+                  format_hostport(a, hp, sizeof(hp)), j, e->pos.line);
+        pop_key(p, saved);
+        break;
     }
 }
 

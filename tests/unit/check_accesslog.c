@@ -274,6 +274,31 @@ START_TEST(test_escaping)
 }
 END_TEST
 
+START_TEST(test_escaping_positions)
+{
+    /* one special byte at every position of plain strings of 1 to 48 bytes (the fast paths take 16 and 8 at a time) */
+    static const struct {
+        const char *raw, *esc;
+    } specials[] = {{"\"", "\\\""},      {"\\", "\\\\"},           {"\n", "\\n"},       {"\x7f", "\\u007f"},
+                    {"\x1f", "\\u001f"}, {"\xc3\xa9", "\xc3\xa9"}, {"\xff", "\\ufffd"}, {"\xe2\x80\xa8", "\\u2028"}};
+    for (size_t k = 0; k != sizeof(specials) / sizeof(specials[0]); ++k) {
+        size_t slen = strlen(specials[k].raw);
+        for (size_t n = 1; n <= 48; ++n)
+            for (size_t at = 0; at + slen <= n; ++at) {
+                char raw[64], want[128];
+                memset(raw, 'a', n);
+                memcpy(raw + at, specials[k].raw, slen);
+                memset(want, 'a', at);
+                strcpy(want + at, specials[k].esc);
+                memset(want + strlen(want), 'a', n - at - slen);
+                want[at + strlen(specials[k].esc) + n - at - slen] = '\0';
+                const char *got = escaped_path(raw, n);
+                CHECK(strcmp(got, want) == 0, "special %zu at %zu of %zu: %s, not %s", k, at, n, got, want);
+            }
+    }
+}
+END_TEST
+
 START_TEST(test_invalid_utf8)
 {
     ck_assert_str_eq(ESC("\x80"), "\\ufffd");                                  /* lone continuation */
@@ -823,6 +848,7 @@ static Suite *make_accesslog_suite(void)
     tc = tcase_create("escaping");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_escaping);
+    tcase_add_test(tc, test_escaping_positions);
     tcase_add_test(tc, test_invalid_utf8);
     tcase_add_test(tc, test_every_byte_pair);
     suite_add_tcase(s, tc);

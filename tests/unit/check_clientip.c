@@ -131,6 +131,31 @@ START_TEST(test_cidr_parse_errors)
 }
 END_TEST
 
+START_TEST(test_ipv4_like_inet_pton)
+{
+    /* IPv4 literals are parsed by hand; they must be exactly the ones inet_pton(3) takes */
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i != 200000; ++i) {
+        char text[24];
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t len = 1 + x % 18;
+        uint64_t r = x;
+        for (size_t k = 0; k != len; ++k) {
+            r = r * 6364136223846793005u + 1442695040888963407u;
+            text[k] = "0123456789....12.5"[(r >> 33) % 18];
+        }
+        text[len] = '\0';
+        unsigned char want[4];
+        hy_cidr_t c;
+        char err[128];
+        int ok = inet_pton(AF_INET, text, want) == 1;
+        int got = hy_cidr_parse(text, &c, err, sizeof(err)) == 0;
+        if (ok != got || (ok && (c.family != AF_INET || c.prefix != 32 || memcmp(c.addr, want, 4) != 0)))
+            ck_abort_msg("\"%s\": inet_pton says %d, hy_cidr_parse %d", text, ok, got);
+    }
+}
+END_TEST
+
 /* ---- CIDR matching ----------------------------------------------------------------------------------------------------- */
 
 START_TEST(test_cidr_match_v4)
@@ -409,6 +434,7 @@ static Suite *make_clientip_suite(void)
     TCase *tc = tcase_create("cidr");
     tcase_add_test(tc, test_cidr_parse);
     tcase_add_test(tc, test_cidr_parse_errors);
+    tcase_add_test(tc, test_ipv4_like_inet_pton);
     tcase_add_test(tc, test_cidr_match_v4);
     tcase_add_test(tc, test_cidr_match_edges);
     suite_add_tcase(s, tc);
