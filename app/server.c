@@ -4,7 +4,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +20,7 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -143,9 +147,10 @@ static hy_db_pool_t *_Atomic process_db; /* the pool, for readiness */
 typedef struct st_control_message_t {
     h2o_multithread_message_t super; /* first member */
     int kind;                        /* CONTROL_* */
+    SSL_CTX **ssl_ctxs;              /* CONTROL_TLS: per public listener, the new context (one reference for this thread) or NULL */
 } control_message_t;
 
-enum { CONTROL_SHUTDOWN = 1, CONTROL_RESUME };
+enum { CONTROL_SHUTDOWN = 1, CONTROL_RESUME, CONTROL_TLS };
 
 /* What hydrant keeps about one request, in its pool; the dispose callback records metrics and the access log. */
 typedef struct st_reqctx_t {
@@ -715,10 +720,21 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     while (!h2o_linklist_is_empty(messages)) {
         control_message_t *m = H2O_STRUCT_FROM_MEMBER(control_message_t, super.link, messages->next);
         h2o_linklist_unlink(&m->super.link);
-        if (m->kind == CONTROL_SHUTDOWN)
+        if (m->kind == CONTROL_SHUTDOWN) {
             begin_shutdown(thread);
-        else if (m->kind == CONTROL_RESUME &&
-                 atomic_load(&thread->server->num_conns) < thread->server->config->limits.max_connections)
+        } else if (m->kind == CONTROL_TLS) {
+            /* new certificates: connections being accepted from now on use them; open ones keep theirs */
+            for (size_t i = 0; i != thread->server->config->nlisteners; ++i) {
+                if (m->ssl_ctxs[i] == NULL)
+                    continue;
+                SSL_CTX *old = thread->listeners[i].accept_ctx.ssl_ctx;
+                thread->listeners[i].accept_ctx.ssl_ctx = m->ssl_ctxs[i];
+                if (old != NULL)
+                    SSL_CTX_free(old);
+            }
+            free(m->ssl_ctxs);
+        } else if (m->kind == CONTROL_RESUME &&
+                   atomic_load(&thread->server->num_conns) < thread->server->config->limits.max_connections)
             start_accepting(thread);
         free(m);
     }
@@ -755,6 +771,8 @@ static void *thread_main(void *arg)
         l->accept_ctx.ctx = &thread->ctx;
         l->accept_ctx.hosts = admin ? server->admin_hosts : server->public_hosts;
         l->accept_ctx.ssl_ctx = admin ? NULL : server->ssl_ctxs[i];
+        if (l->accept_ctx.ssl_ctx != NULL)
+            SSL_CTX_up_ref(l->accept_ctx.ssl_ctx); /* this thread's reference (dropped when a reload replaces it) */
         l->fd = thread->fds[i];
         l->sock = h2o_evloop_socket_create(thread->ctx.loop, thread->fds[i], H2O_SOCKET_FLAG_DONT_READ);
         l->sock->data = l;
@@ -827,6 +845,74 @@ static int open_listener(const hy_listener_t *l, int reuseport)
     return fd;
 }
 
+/* Session-ticket keys: one ring for every TLS context (so tickets survive a certificate reload), a new encryption key
+ * every TICKET_ROTATE_S seconds, the previous one still accepted for decryption. */
+#define TICKET_ROTATE_S 3600
+
+typedef struct st_ticket_key_t {
+    unsigned char name[16]; /* key name sent in the ticket */
+    unsigned char aes[32];  /* AES-256-CBC key */
+    unsigned char hmac[32]; /* HMAC-SHA256 key */
+    time_t created;         /* when it was made (0: unused slot) */
+} ticket_key_t;
+
+static pthread_mutex_t ticket_lock = PTHREAD_MUTEX_INITIALIZER;
+static ticket_key_t ticket_keys[2]; /* [0] encrypts and decrypts, [1] (the previous) decrypts only */
+
+static int new_ticket_key(ticket_key_t *k)
+{
+    if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
+        RAND_bytes(k->hmac, sizeof(k->hmac)) != 1)
+        return -1;
+    k->created = time(NULL);
+    return 0;
+}
+
+static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    ticket_key_t k;
+    int ret = 0, renew = 0;
+    pthread_mutex_lock(&ticket_lock);
+    time_t now = time(NULL);
+    if (ticket_keys[0].created == 0 || now - ticket_keys[0].created >= TICKET_ROTATE_S) {
+        ticket_keys[1] = ticket_keys[0];
+        if (new_ticket_key(&ticket_keys[0]) != 0) {
+            pthread_mutex_unlock(&ticket_lock);
+            return -1;
+        }
+    }
+    if (enc) {
+        k = ticket_keys[0];
+    } else if (memcmp(name, ticket_keys[0].name, 16) == 0) {
+        k = ticket_keys[0];
+    } else if (ticket_keys[1].created != 0 && memcmp(name, ticket_keys[1].name, 16) == 0) {
+        k = ticket_keys[1];
+        renew = 1; /* accept, and have the client take a ticket under the current key */
+    } else {
+        pthread_mutex_unlock(&ticket_lock);
+        return 0; /* unknown key: full handshake */
+    }
+    pthread_mutex_unlock(&ticket_lock);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string("key", k.hmac, sizeof(k.hmac)),
+                           OSSL_PARAM_construct_utf8_string("digest", (char *)"sha256", 0), OSSL_PARAM_construct_end()};
+    if (enc) {
+        memcpy(name, k.name, 16);
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1 || EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1 ||
+            EVP_MAC_CTX_set_params(hctx, params) != 1)
+            return -1;
+        ret = 1;
+    } else {
+        if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
+            return -1;
+        ret = renew ? 2 : 1;
+    }
+    OPENSSL_cleanse(&k, sizeof(k));
+    return ret;
+}
+
+/* TLS 1.2 minimum (the configured min_version), TLS 1.3 preferred, AEAD suites with forward secrecy only, the server's
+ * order, no compression or renegotiation, rotating session-ticket keys, ALPN h2 first. */
 static SSL_CTX *create_ssl_ctx(const hy_tls_t *tls)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -834,13 +920,16 @@ static SSL_CTX *create_ssl_ctx(const hy_tls_t *tls)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, tls->min_version);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
     if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         unsigned long e = ERR_get_error();
         char msg[256];
         ERR_error_string_n(e, msg, sizeof(msg));
-        fprintf(stderr, "hydrant: cannot load TLS certificate \"%s\" and its key: %s\n", tls->certificate, msg);
+        hy_log("error", NULL, "cannot load TLS certificate \"%s\" and its key: %s", tls->certificate, msg);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -1174,9 +1263,8 @@ static void report_restart_only(const hy_config_t *o, const hy_config_t *n)
     int listeners_same = o->nlisteners == n->nlisteners;
     for (size_t i = 0; listeners_same && i != o->nlisteners; ++i) {
         const hy_listener_t *a = &o->listeners[i], *b = &n->listeners[i];
-        listeners_same = same_str(a->host, b->host) && a->port == b->port && (a->tls == NULL) == (b->tls == NULL) &&
-                         (a->tls == NULL || (same_str(a->tls->certificate, b->tls->certificate) &&
-                                             same_str(a->tls->key, b->tls->key) && a->tls->min_version == b->tls->min_version));
+        /* TLS files and versions are applied live (reload); the addresses and TLS-or-not are not */
+        listeners_same = same_str(a->host, b->host) && a->port == b->port && (a->tls == NULL) == (b->tls == NULL);
     }
     if (!listeners_same)
         hy_log("warn", NULL, "reload: server.listen changed; it takes effect after a restart");
@@ -1260,6 +1348,40 @@ static int reload(server_t *server)
             }
         }
     }
+    /* certificates and keys are read again (Kubernetes Secret rotation) for each listener that kept its address */
+    SSL_CTX **fresh = calloc(server->config->nlisteners, sizeof(*fresh));
+    if (fresh == NULL)
+        abort();
+    for (size_t i = 0; i != server->config->nlisteners && i != n->nlisteners; ++i) {
+        const hy_listener_t *a = &server->config->listeners[i], *b = &n->listeners[i];
+        if (a->tls == NULL || b->tls == NULL || a->port != b->port || strcmp(a->host, b->host) != 0)
+            continue;
+        if ((fresh[i] = create_ssl_ctx(b->tls)) == NULL) {
+            for (size_t k = 0; k != i; ++k)
+                if (fresh[k] != NULL)
+                    SSL_CTX_free(fresh[k]);
+            free(fresh);
+            hy_config_free(n);
+            atomic_fetch_add(&server->reloads_failed, 1);
+            hy_log("error", NULL, "reload rejected: the TLS certificate of server.listen[%zu] does not load", i);
+            return -1;
+        }
+    }
+    for (size_t t = 0; t != server->config->threads; ++t) {
+        control_message_t *m = calloc(1, sizeof(*m));
+        if (m == NULL || (m->ssl_ctxs = calloc(server->config->nlisteners, sizeof(SSL_CTX *))) == NULL)
+            abort();
+        m->kind = CONTROL_TLS;
+        for (size_t i = 0; i != server->config->nlisteners; ++i)
+            if ((m->ssl_ctxs[i] = fresh[i]) != NULL)
+                SSL_CTX_up_ref(fresh[i]);
+        h2o_multithread_send_message(&server->threads[t].control, &m->super);
+    }
+    for (size_t i = 0; i != server->config->nlisteners; ++i)
+        if (fresh[i] != NULL)
+            SSL_CTX_free(fresh[i]); /* the threads hold their own references */
+    free(fresh);
+
     snapshot_t *old = atomic_load(&server->current);
     report_restart_only(server->config, n);
     snapshot_t *s = snapshot_new(server, n, 1, old->generation + 1);
@@ -1278,22 +1400,65 @@ static int reload(server_t *server)
 
 /* Watches the config file's directory: Kubernetes updates a mounted ConfigMap by swapping the `..data` symlink there,
  * and editors replace files by rename. Returns the inotify fd or -1. */
-static int watch_config(const char *file)
+static char *slurp(const char *path, size_t *len);
+
+static int watch_dir_of(int fd, const char *file)
 {
     char dir[4096];
     const char *slash = strrchr(file, '/');
     snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - file) : 1, slash != NULL ? file : ".");
     if (dir[0] == '\0')
         snprintf(dir, sizeof(dir), "/");
+    if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) == -1) {
+        hy_log("warn", NULL, "cannot watch %s for changes: %s (SIGHUP still reloads)", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Watches the directories of the config file and of the TLS files (a Kubernetes Secret is its own mounted directory). */
+static int watch_config(const hy_config_t *config)
+{
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd == -1)
         return -1;
-    if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) == -1) {
-        hy_log("warn", NULL, "cannot watch %s for configuration changes: %s (SIGHUP still reloads)", dir, strerror(errno));
+    if (watch_dir_of(fd, config->file) != 0) {
         close(fd);
         return -1;
     }
+    for (size_t i = 0; i != config->nlisteners; ++i) {
+        if (config->listeners[i].tls != NULL) {
+            watch_dir_of(fd, config->listeners[i].tls->certificate);
+            watch_dir_of(fd, config->listeners[i].tls->key);
+        }
+    }
     return fd;
+}
+
+/* What decides whether a change event needs a reload: the config text and the identity of the TLS files it names. */
+static char *fingerprint(const hy_config_t *config, size_t *len)
+{
+    char *text = slurp(config->file, len);
+    if (text == NULL)
+        return NULL;
+    for (size_t i = 0; i != config->nlisteners; ++i) {
+        const hy_tls_t *tls = config->listeners[i].tls;
+        for (int k = 0; tls != NULL && k != 2; ++k) {
+            struct stat st;
+            char line[160];
+            int n = stat(k == 0 ? tls->certificate : tls->key, &st) == 0
+                        ? snprintf(line, sizeof(line), "\n%llu:%llu:%lld.%ld", (unsigned long long)st.st_ino,
+                                   (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
+                        : snprintf(line, sizeof(line), "\nmissing");
+            char *grown = realloc(text, *len + (size_t)n + 1);
+            if (grown == NULL)
+                abort();
+            text = grown;
+            memcpy(text + *len, line, (size_t)n);
+            *len += (size_t)n;
+        }
+    }
+    return text;
 }
 
 /* Reads the whole file (for change detection). Returns a malloc'ed buffer or NULL. */
@@ -1419,9 +1584,9 @@ int hy_server_run(const hy_config_t *config)
     }
 
     /* The main thread waits for signals and for changes of the config file's directory. */
-    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK), ifd = watch_config(config->file);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK), ifd = watch_config(config);
     size_t text_len = 0;
-    char *text = slurp(config->file, &text_len);
+    char *text = fingerprint(config, &text_len);
     uint64_t reload_at = 0, drain_until = 0;
     int terminating = 0, forced = 0;
     for (;;) {
@@ -1469,7 +1634,7 @@ int hy_server_run(const hy_config_t *config)
         if (reload_at != 0 && now_ms_wall() >= reload_at) {
             reload_at = 0;
             size_t len = 0;
-            char *cur = slurp(config->file, &len);
+            char *cur = fingerprint(atomic_load(&server.current)->config, &len);
             if (cur != NULL && (text == NULL || len != text_len || memcmp(cur, text, len) != 0)) {
                 reload(&server);
                 free(text);
