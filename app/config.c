@@ -1508,6 +1508,7 @@ static void apply_database_env(parse_t *p)
             error_pos(p, pos, "%s%s: expected one of disable, allow, prefer, require, verify-ca, verify-full", prefix, qs(p, v));
         } else if (db_fields[i].offset == OFF(database.url)) {
             char *err = NULL;
+            hy_pq_require();
             PQconninfoOption *opts = PQconninfoParse(v, &err);
             if (opts == NULL || (strncmp(v, "postgresql://", 13) != 0 && strncmp(v, "postgres://", 11) != 0)) {
                 /* the URL may hold a password: never echo it */
@@ -1902,7 +1903,8 @@ static void check_listeners(parse_t *p)
         if (e->host == NULL || !p->listeners[j].port_ok || e->port != a->port || strcmp(e->host, a->host) != 0)
             continue;
         size_t saved = push_key(p, "server.admin");
-        error_pos(p, a->pos, "%s is already a public listener (server.listen[%zu] at line %u); the admin listener needs its own port",
+        error_pos(p, a->pos,
+                  "%s is already a public listener (server.listen[%zu] at line %u); the admin listener needs its own port",
                   format_hostport(a, hp, sizeof(hp)), j, e->pos.line);
         pop_key(p, saved);
         break;

@@ -54,6 +54,7 @@ void hy_db_settings_build(const hy_database_t *db, const hy_conninfo_t *ci, hy_d
 
 void hy_database_describe(const hy_database_t *db, char *buf, size_t bufsize)
 {
+    hy_pq_require();
     hy_conninfo_t ci;
     hy_conninfo_build(db, &ci);
     PQconninfoOption *opts = PQconninfoParse(db->url != NULL ? db->url : "", NULL);
@@ -129,6 +130,7 @@ static int exec_ok(PGconn *pg, const char *sql, const char *what, FILE *err)
 
 int hy_migrate(const hy_database_t *db, const char *config_dir, FILE *out, FILE *err)
 {
+    hy_pq_require();
     char dir[4096], where[256];
     const char *m = db->migrations != NULL ? db->migrations : "migrations";
     if (m[0] == '/')

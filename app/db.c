@@ -965,6 +965,7 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
 {
     if (settings->max_open == 0 || nthreads == 0)
         return NULL;
+    hy_pq_require();
     hy_db_pool_t *pool = xcalloc(1, sizeof(*pool));
     pool->settings = *settings;
     if (pool->settings.pipeline_depth == 0)

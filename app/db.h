@@ -3,7 +3,7 @@
 #define HY_DB_H
 
 #include <h2o.h>
-#include <libpq-fe.h>
+#include "pq.h"
 #include <stddef.h>
 #include <stdint.h>
 
