@@ -1659,6 +1659,11 @@ static int on_log_path(parse_t *p, const directive_t *d, const hy_ynode_t *key, 
         free(s);
         return 0;
     }
+    if (s[0] == '\0') {
+        error_at(p, value, "expected \"stdout\" or a file path, got an empty string");
+        free(s);
+        return -1;
+    }
     if (s[0] != '/' && p->dir[0] != '\0') {
         /* relative to the config file's directory, like the TLS files */
         size_t n = strlen(p->dir) + strlen(s) + 1;

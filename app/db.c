@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -975,7 +976,12 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
     pthread_mutex_init(&pool->lock, NULL);
     pthread_mutex_init(&pool->cancel_lock, NULL);
     pthread_cond_init(&pool->cancel_cond, NULL);
+    /* the canceller takes no signal (they belong to the main thread, whatever the caller's mask) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_create(&pool->canceller, NULL, canceller_main, pool);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     h2o_linklist_init_anchor(&pool->idle);
     pool->nthreads = nthreads;
     pool->waiters = xcalloc(nthreads, sizeof(*pool->waiters));

@@ -472,9 +472,17 @@ static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
     int proto = req->version >= 0x200 ? HY_PROTO_HTTP2 : HY_PROTO_HTTP1;
     if (cs->proto == proto)
         return;
-    if (cs->proto == -1)
-        hy_metrics_conn_open(thread->metrics, proto);
-    else if (cs->proto == HY_PROTO_HTTP1 && proto == HY_PROTO_HTTP2)
+    if (cs->proto == -1) {
+        /* the first request: h2c by Upgrade arrives as HTTP/2 with the HTTP2-Settings header of the HTTP/1.1 request */
+        if (proto == HY_PROTO_HTTP2 && h2o_find_header_by_str(&req->headers, H2O_STRLIT("http2-settings"), -1) != -1) {
+            hy_metrics_conn_open(thread->metrics, HY_PROTO_HTTP1);
+            hy_metrics_conn_upgrade(thread->metrics);
+        } else {
+            hy_metrics_conn_open(thread->metrics, proto);
+        }
+        cs->proto = proto;
+        return;
+    } else if (cs->proto == HY_PROTO_HTTP1 && proto == HY_PROTO_HTTP2)
         hy_metrics_conn_upgrade(thread->metrics);
     else
         return;
@@ -521,6 +529,18 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     hy_match_t match;
     hy_match_result_t result =
         hy_router_match(config->router, method, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &match);
+    if (result == HY_MATCH_METHOD_NOT_ALLOWED && (self->admin || config->admin != NULL)) {
+        /* a route this listener does not serve must not show through a 405 either: match one of its methods */
+        hy_match_t probe;
+        unsigned m = match.allowed & (0u - match.allowed);
+        if (hy_router_match(config->router, m, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &probe) ==
+            HY_MATCH_OK) {
+            const hy_route_t *r = probe.data;
+            unsigned flags = r->kind == HY_ROUTE_HANDLER ? r->handler->flags : 0;
+            if (self->admin ? (flags & (HY_HANDLER_ADMIN | HY_HANDLER_PROBE)) == 0 : (flags & HY_HANDLER_ADMIN) != 0)
+                result = HY_MATCH_NOT_FOUND;
+        }
+    }
     if (result == HY_MATCH_OK) {
         const hy_route_t *r = match.data;
         unsigned flags = r->kind == HY_ROUTE_HANDLER ? r->handler->flags : 0;
@@ -690,9 +710,7 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
         cs->fd = fd;
         cs->resets = cs->completed = 0;
         cs->cut = 0;
-        cs->proto = listener->tls ? -1 : HY_PROTO_HTTP1;
-        if (cs->proto != -1)
-            hy_metrics_conn_open(thread->metrics, cs->proto);
+        cs->proto = -1; /* counted by protocol from its first request (TLS ALPN, h2c prior knowledge or Upgrade) */
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = cs;
         h2o_accept(&listener->accept_ctx, sock);
@@ -1500,6 +1518,13 @@ int hy_server_run(const hy_config_t *config)
     int ret = 1;
     sigset_t sigs;
 
+    /* Signals go to the main thread only, which waits for them (every thread made from here on inherits the mask). */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
     memset(&server, 0, sizeof(server));
     server.config = config;
     server.nlisteners = config->nlisteners + (config->admin != NULL ? 1 : 0);
@@ -1537,19 +1562,8 @@ int hy_server_run(const hy_config_t *config)
             goto Exit;
         }
     } else {
-        for (size_t i = 0; i != config->nroutes && server.log_fd == -1; ++i)
-            if ((config->routes[i].middleware.mask & (1u << HY_MW_ACCESS_LOG)) != 0)
-                server.log_fd = 1;
-        if ((config->middleware.mask & (1u << HY_MW_ACCESS_LOG)) != 0)
-            server.log_fd = 1;
+        server.log_fd = 1; /* stdout; ready even when no route logs yet, so a reload can turn access_log on */
     }
-
-    /* Signals go to the main thread only, which waits for them below. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     for (size_t t = 0; t != config->threads; ++t) {
         hy_thread_t *thread = &server.threads[t];
@@ -1567,7 +1581,8 @@ int hy_server_run(const hy_config_t *config)
                strchr(l->host, ':') ? "]" : "", (unsigned)l->port, l->tls ? "TLS: h2, HTTP/1.1" : "HTTP/1.1, h2c");
     }
     if (config->admin != NULL)
-        hy_log("info", NULL, "listening on %s:%u (admin: metrics, status, health, ready)", config->admin->host,
+        hy_log("info", NULL, "listening on %s%s%s:%u (admin: metrics, status, health, ready)",
+               strchr(config->admin->host, ':') ? "[" : "", config->admin->host, strchr(config->admin->host, ':') ? "]" : "",
                (unsigned)config->admin->port);
     if (config->threads_auto) {
         cpu_set_t set;

@@ -875,6 +875,449 @@ START_TEST(test_shipped_config_loads)
 }
 END_TEST
 
+/* ---- observability: middleware, client_ip, access_log, metrics, server.admin ------------------------------------------ */
+
+/* The start and the end of a small config for the inline cases: the extra lines go in between, from line 4. */
+#define OBS_HEAD "server:\n  listen:\n    - {host: 127.0.0.1, port: 8080}\n"
+#define OBS_ROUTES "routes:\n  - {path: /a, handler: health}\n  - {path: \"/u/{id:int}\", handler: json}\n"
+
+/* Parses `text` as the config `path`, which must fail, and asserts that the messages are exactly `expected`. */
+static void expect_text_errors_v(const char *path, const char *text, const char *const *expected)
+{
+    static char want[8192], got[8192];
+    hy_diags_t d = {NULL, 0, 0};
+    size_t n = 0;
+
+    while (expected[n] != NULL)
+        ++n;
+    hy_config_t *config = hy_config_parse(path, text, strlen(text), &d);
+    ck_assert_msg(config == NULL, "%s should not load:\n%s", path, text);
+    join(expected, n, want, sizeof(want));
+    join((const char *const *)d.msgs, d.count, got, sizeof(got));
+    ck_assert_str_eq(got, want);
+    hy_diags_clear(&d);
+}
+#define expect_text_errors(path, text, ...)                                                                                        \
+    do {                                                                                                                           \
+        static const char *const expected_[] = {__VA_ARGS__, NULL};                                                                \
+        expect_text_errors_v((path), (text), expected_);                                                                           \
+    } while (0)
+
+/* Parses `text` as the config `path`, which must load without a message. The caller frees the config. */
+static hy_config_t *parse_ok(const char *path, const char *text)
+{
+    char first[1024];
+    hy_config_t *c = parse_text(path, text, strlen(text), first, sizeof(first));
+    ck_assert_msg(c != NULL, "%s should load, got: %s\n%s", path, first, text);
+    ck_assert_str_eq(first, "");
+    return c;
+}
+
+/* Asserts that `mw` is exactly the kinds given, in order (n of them). */
+static void assert_mw(const hy_middleware_t *mw, size_t n, const hy_mw_kind_t *kinds)
+{
+    unsigned mask = 0;
+    ck_assert_uint_eq(mw->n, n);
+    for (size_t i = 0; i != n; ++i) {
+        ck_assert_uint_eq(mw->kinds[i], kinds[i]);
+        mask |= 1u << kinds[i];
+    }
+    ck_assert_uint_eq(mw->mask, mask);
+}
+
+START_TEST(test_middleware_names)
+{
+    ck_assert_str_eq(hy_mw_name(HY_MW_REQUEST_ID), "request_id");
+    ck_assert_str_eq(hy_mw_name(HY_MW_CLIENT_IP), "client_ip");
+    ck_assert_str_eq(hy_mw_name(HY_MW_ACCESS_LOG), "access_log");
+    ck_assert_str_eq(hy_mw_name(HY_MW_METRICS), "metrics");
+    ck_assert_str_eq(hy_mw_name(HY_MW_NKINDS), "?");
+}
+END_TEST
+
+START_TEST(test_middleware_errors)
+{
+    expect_errors(
+        FIXTURES "middleware_errors.yaml",
+        FIXTURES "middleware_errors.yaml:4:14: middleware[0]: unknown middleware \"reqest_id\" (did you mean \"request_id\"?)",
+        FIXTURES "middleware_errors.yaml:4:34: middleware[2]: unknown middleware \"tracing\" (known: request_id, client_ip, "
+                 "access_log, metrics, admission, timeout)",
+        FIXTURES "middleware_errors.yaml:4:43: middleware[3]: middleware \"metrics\" is listed twice",
+        FIXTURES "middleware_errors.yaml:4:52: middleware[4]: expected a middleware name, got a mapping",
+        FIXTURES "middleware_errors.yaml:8:18: routes[0].middleware[0]: unknown middleware \"acces_log\" (did you mean "
+                 "\"access_log\"?)",
+        FIXTURES "middleware_errors.yaml:8:41: routes[0].middleware[2]: middleware \"request_id\" is listed twice",
+        FIXTURES "middleware_errors.yaml:11:17: routes[1].middleware: expected a sequence, got a scalar");
+    /* names are case-sensitive; an empty item is not a name */
+    expect_text_errors("mw.yaml", OBS_HEAD "middleware: [Metrics, \"\", ~]\n" OBS_ROUTES,
+                       "mw.yaml:4:14: middleware[0]: unknown middleware \"Metrics\" (did you mean \"metrics\"?)",
+                       "mw.yaml:4:23: middleware[1]: unknown middleware \"\" (known: request_id, client_ip, access_log, metrics, "
+                       "admission, timeout)",
+                       "mw.yaml:4:27: middleware[2]: expected a middleware name, got an empty value");
+}
+END_TEST
+
+START_TEST(test_middleware_model)
+{
+    static const hy_mw_kind_t all[] = {HY_MW_REQUEST_ID, HY_MW_CLIENT_IP, HY_MW_ACCESS_LOG, HY_MW_METRICS};
+    static const hy_mw_kind_t own[] = {HY_MW_METRICS, HY_MW_REQUEST_ID};
+    hy_config_t *c = load_ok(FIXTURES "middleware_routes.yaml");
+    ck_assert_uint_eq(c->nroutes, 3);
+    assert_mw(&c->middleware, 4, all);
+    assert_mw(&c->routes[0].middleware, 4, all);  /* no list of its own: the global one */
+    assert_mw(&c->routes[1].middleware, 2, own);  /* its own list replaces the global one, in its order */
+    assert_mw(&c->routes[2].middleware, 0, NULL); /* `middleware: []` runs none */
+    char *got = capture_summary(c);
+    ck_assert_ptr_nonnull(strstr(got, "\nmiddleware: request_id, client_ip, access_log, metrics\nroutes:\n"));
+    free(got);
+    hy_config_free(c);
+
+    /* no global list: routes without their own run none; a route's own list still applies */
+    c = parse_ok("mw.yaml", OBS_HEAD "routes:\n  - {path: /a, handler: health}\n"
+                                     "  - {path: /b, handler: health, middleware: [access_log]}\n");
+    static const hy_mw_kind_t log_only[] = {HY_MW_ACCESS_LOG};
+    assert_mw(&c->middleware, 0, NULL);
+    assert_mw(&c->routes[0].middleware, 0, NULL);
+    assert_mw(&c->routes[1].middleware, 1, log_only);
+    got = capture_summary(c);
+    ck_assert_ptr_nonnull(strstr(got, "\nmiddleware: none\nroutes:\n"));
+    free(got);
+    hy_config_free(c);
+
+    /* an empty global list is the same as none */
+    c = parse_ok("mw.yaml", OBS_HEAD "middleware: []\n" OBS_ROUTES);
+    assert_mw(&c->middleware, 0, NULL);
+    assert_mw(&c->routes[1].middleware, 0, NULL);
+    hy_config_free(c);
+
+    /* the default: no middleware at all */
+    c = load_ok(FIXTURES "minimal.yaml");
+    assert_mw(&c->middleware, 0, NULL);
+    assert_mw(&c->routes[0].middleware, 0, NULL);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_trusted_proxies_errors)
+{
+    expect_errors(FIXTURES "client_ip_errors.yaml",
+                  FIXTURES "client_ip_errors.yaml:6:7: client_ip.trusted_proxies[0]: \"10.1.2.3/8\": host bits are set after the "
+                           "prefix (did you mean 10.0.0.0/8?)",
+                  FIXTURES "client_ip_errors.yaml:7:7: client_ip.trusted_proxies[1]: \"fd00::1/8\": host bits are set after the "
+                           "prefix (did you mean fd00::/8?)",
+                  FIXTURES "client_ip_errors.yaml:8:7: client_ip.trusted_proxies[2]: \"not-an-ip\": not an IP address or network "
+                           "(expected one like 10.0.0.0/8 or fd00::/8)",
+                  FIXTURES "client_ip_errors.yaml:9:7: client_ip.trusted_proxies[3]: \"10.0.0.0/33\": the prefix length must be a "
+                           "number from 0 to 32",
+                  FIXTURES "client_ip_errors.yaml:10:7: client_ip.trusted_proxies[4]: \"10.0.0.0/08\": the prefix length must be "
+                           "a number from 0 to 32",
+                  FIXTURES "client_ip_errors.yaml:11:7: client_ip.trusted_proxies[5]: an empty network (expected an address like "
+                           "10.0.0.0/8 or fd00::/8)",
+                  FIXTURES "client_ip_errors.yaml:12:7: client_ip.trusted_proxies[6]: \"::ffff:10.0.0.0/8\": an IPv4-mapped "
+                           "network (::ffff:a.b.c.d) needs a prefix length of at least 96",
+                  FIXTURES "client_ip_errors.yaml:13:7: client_ip.trusted_proxies[7]: expected a network (CIDR), got a sequence");
+    /* the message is hy_cidr_parse's own */
+    hy_cidr_t cidr;
+    char err[256];
+    ck_assert_int_eq(hy_cidr_parse("10.1.2.3/8", &cidr, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "\"10.1.2.3/8\": host bits are set after the prefix (did you mean 10.0.0.0/8?)");
+    /* the section and the list must have the right kinds */
+    expect_text_errors("cip.yaml", OBS_HEAD "client_ip: {trusted_proxies: 10.0.0.0/8}\n" OBS_ROUTES,
+                       "cip.yaml:4:30: client_ip.trusted_proxies: expected a sequence, got a scalar");
+    expect_text_errors("cip.yaml", OBS_HEAD "client_ip: [10.0.0.0/8]\n" OBS_ROUTES,
+                       "cip.yaml:4:12: client_ip: expected a mapping, got a sequence");
+}
+END_TEST
+
+START_TEST(test_trusted_proxies_model)
+{
+    static const struct {
+        int family;
+        const char *text;
+    } want[] = {{AF_INET, "10.0.0.0/8"}, {AF_INET, "192.168.1.5/32"}, {AF_INET6, "fd00::/8"},
+                {AF_INET6, "::1/128"},   {AF_INET, "172.16.0.0/12"},  {AF_INET, "0.0.0.0/0"}};
+    char buf[HY_CLIENT_IP_MAX];
+    hy_config_t *c = load_ok(FIXTURES "client_ip_ok.yaml");
+    ck_assert_uint_eq(c->ntrusted_proxies, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i != c->ntrusted_proxies; ++i) {
+        ck_assert_int_eq(c->trusted_proxies[i].family, want[i].family);
+        ck_assert_int_eq(hy_cidr_format(&c->trusted_proxies[i], buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, want[i].text); /* a host is a /32 or /128; ::ffff:172.16.0.0/108 is the IPv4 172.16.0.0/12 */
+    }
+    hy_config_free(c);
+
+    /* an empty list trusts nobody; so does a missing section */
+    c = parse_ok("cip.yaml", OBS_HEAD "client_ip: {trusted_proxies: []}\n" OBS_ROUTES);
+    ck_assert_uint_eq(c->ntrusted_proxies, 0);
+    hy_config_free(c);
+    c = load_ok(FIXTURES "minimal.yaml");
+    ck_assert_uint_eq(c->ntrusted_proxies, 0);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_access_log_errors)
+{
+    expect_errors(FIXTURES "access_log_errors.yaml",
+                  FIXTURES "access_log_errors.yaml:6:11: access_log.sample: expected a number from 0 to 1 (the share of requests "
+                           "logged), got \"1.5\"",
+                  FIXTURES "access_log_errors.yaml:7:13: access_log.exclude[0]: no route has the path \"/nope\"",
+                  FIXTURES "access_log_errors.yaml:7:24: access_log.exclude[2]: no route has the path \"/users/42\"",
+                  FIXTURES "access_log_errors.yaml:7:54: access_log.exclude[4]: expected a route path, got a sequence");
+
+    /* sample: a decimal number from 0 to 1, nothing else */
+    static const char *const bad[] = {"half", "-0.1", "+0.5", "nan", "inf", "1.0000001", "\" 0.5\"", "2"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        char text[512], want[256], got[512];
+        snprintf(text, sizeof(text), OBS_HEAD "access_log: {sample: %s}\n" OBS_ROUTES, bad[i]);
+        const char *shown = bad[i][0] == '"' ? " 0.5" : bad[i];
+        snprintf(want, sizeof(want),
+                 "al.yaml:4:22: access_log.sample: expected a number from 0 to 1 (the share of requests logged), got \"%s\"",
+                 shown);
+        ck_assert_msg(parse_text("al.yaml", text, strlen(text), got, sizeof(got)) == NULL, "sample %s should be refused", bad[i]);
+        ck_assert_str_eq(got, want);
+    }
+    expect_text_errors("al.yaml", OBS_HEAD "access_log: {sample: }\n" OBS_ROUTES,
+                       "al.yaml:4:22: access_log.sample: expected a number from 0 to 1, got an empty value");
+    expect_text_errors("al.yaml", OBS_HEAD "access_log: {exclude: /a}\n" OBS_ROUTES,
+                       "al.yaml:4:23: access_log.exclude: expected a sequence, got a scalar");
+    expect_text_errors("al.yaml", OBS_HEAD "access_log: {path: [a]}\n" OBS_ROUTES,
+                       "al.yaml:4:20: access_log.path: expected a string, got a sequence");
+    /* exclude names a route by its template as written, not by a request path */
+    expect_text_errors("al.yaml", OBS_HEAD "access_log: {exclude: [/u/1, \"/u/{n:int}\", /A]}\n" OBS_ROUTES,
+                       "al.yaml:4:24: access_log.exclude[0]: no route has the path \"/u/1\"",
+                       "al.yaml:4:30: access_log.exclude[1]: no route has the path \"/u/{n:int}\"",
+                       "al.yaml:4:44: access_log.exclude[2]: no route has the path \"/A\"");
+}
+END_TEST
+
+START_TEST(test_access_log_model)
+{
+    hy_config_t *c = load_ok(FIXTURES "access_log_ok.yaml");
+    ck_assert_str_eq(c->access_log_path, FIXTURES "logs/access.log"); /* relative to the config file's directory */
+    ck_assert(c->access_log_sample == 0.25);
+    ck_assert_int_eq(c->routes[0].log_excluded, 1); /* /health */
+    ck_assert_int_eq(c->routes[1].log_excluded, 0); /* /plaintext */
+    ck_assert_int_eq(c->routes[2].log_excluded, 1); /* /users/{id:int} */
+    hy_config_free(c);
+
+    /* defaults: stdout (NULL), every request */
+    c = load_ok(FIXTURES "minimal.yaml");
+    ck_assert_ptr_null(c->access_log_path);
+    ck_assert(c->access_log_sample == 1.0);
+    ck_assert_int_eq(c->routes[0].log_excluded, 0);
+    hy_config_free(c);
+
+    static const struct {
+        const char *file;  /* the config path */
+        const char *value; /* access_log.path as written */
+        const char *want;  /* the model's path (NULL: stdout) */
+    } paths[] = {
+        {"/etc/hydrant/h.yaml", "logs/a.log", "/etc/hydrant/logs/a.log"},
+        {"/etc/hydrant/h.yaml", "./a.log", "/etc/hydrant/./a.log"},
+        {"/etc/hydrant/h.yaml", "/var/log/a.log", "/var/log/a.log"},
+        {"/etc/hydrant/h.yaml", "stdout", NULL},
+        {"/etc/hydrant/h.yaml", "\"-\"", NULL},
+        {"h.yaml", "logs/a.log", "logs/a.log"}, /* a config named without a directory: relative to the working directory */
+    };
+    for (size_t i = 0; i != sizeof(paths) / sizeof(paths[0]); ++i) {
+        char text[512];
+        snprintf(text, sizeof(text), OBS_HEAD "access_log: {path: %s}\n" OBS_ROUTES, paths[i].value);
+        c = parse_ok(paths[i].file, text);
+        if (paths[i].want == NULL)
+            ck_assert_ptr_null(c->access_log_path);
+        else
+            ck_assert_str_eq(c->access_log_path, paths[i].want);
+        hy_config_free(c);
+    }
+
+    static const struct {
+        const char *text;
+        double want;
+    } samples[] = {{"0", 0}, {"1", 1}, {"0.001", 0.001}, {"1e-1", 0.1}, {"1.0", 1}, {".5", 0.5}, {"\"0.75\"", 0.75}};
+    for (size_t i = 0; i != sizeof(samples) / sizeof(samples[0]); ++i) {
+        char text[512];
+        snprintf(text, sizeof(text), OBS_HEAD "access_log: {sample: %s}\n" OBS_ROUTES, samples[i].text);
+        c = parse_ok("al.yaml", text);
+        ck_assert_msg(c->access_log_sample == samples[i].want, "sample %s gave %g", samples[i].text, c->access_log_sample);
+        hy_config_free(c);
+    }
+}
+END_TEST
+
+START_TEST(test_buckets_errors)
+{
+    expect_errors(FIXTURES "buckets_errors.yaml",
+                  FIXTURES "buckets_errors.yaml:5:18: metrics.buckets[1]: bucket bounds must increase (0.05 is not above 0.1)",
+                  FIXTURES "buckets_errors.yaml:5:24: metrics.buckets[2]: expected a positive number of seconds, got \"-1\"",
+                  FIXTURES "buckets_errors.yaml:5:28: metrics.buckets[3]: expected a positive number of seconds, got \"fast\"",
+                  FIXTURES "buckets_errors.yaml:5:34: metrics.buckets[4]: expected a positive number of seconds, got \"0\"",
+                  FIXTURES "buckets_errors.yaml:5:42: metrics.buckets[6]: bucket bounds must increase (0.2 is not above 0.2)",
+                  FIXTURES "buckets_errors.yaml:5:47: metrics.buckets[7]: expected a number of seconds, got a sequence",
+                  FIXTURES "buckets_errors.yaml:5:52: metrics.buckets[8]: expected a positive number of seconds, got \"1e10\"");
+    /* empty, or more than 64 */
+    expect_text_errors("b.yaml", OBS_HEAD "metrics: {buckets: []}\n" OBS_ROUTES,
+                       "b.yaml:4:20: metrics.buckets: expected 1 to 64 bucket bounds");
+    char text[2048];
+    size_t n = (size_t)snprintf(text, sizeof(text), OBS_HEAD "metrics: {buckets: [");
+    for (int i = 1; i <= 65; ++i)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%d", i == 1 ? "" : ", ", i);
+    snprintf(text + n, sizeof(text) - n, "]}\n" OBS_ROUTES);
+    expect_text_errors("b.yaml", text, "b.yaml:4:20: metrics.buckets: expected 1 to 64 bucket bounds");
+    expect_text_errors("b.yaml", OBS_HEAD "metrics: {buckets: 0.1}\n" OBS_ROUTES,
+                       "b.yaml:4:20: metrics.buckets: expected a sequence, got a scalar");
+    expect_text_errors("b.yaml", OBS_HEAD "metrics: {buckets: [0.5, 0.5]}\n" OBS_ROUTES,
+                       "b.yaml:4:26: metrics.buckets[1]: bucket bounds must increase (0.5 is not above 0.5)");
+}
+END_TEST
+
+START_TEST(test_numbers_are_decimal)
+{
+    /* access_log.sample and metrics.buckets read "a decimal number (digits, one optional '.', optional exponent)"
+     * (parse_number in config.c); strtod(3) alone also takes C99 hex floats, which nobody means in a config */
+    expect_text_errors("al.yaml", OBS_HEAD "access_log: {sample: 0x0.8}\n" OBS_ROUTES,
+                       "al.yaml:4:22: access_log.sample: expected a number from 0 to 1 (the share of requests logged), got "
+                       "\"0x0.8\"");
+    expect_text_errors("b.yaml", OBS_HEAD "metrics: {buckets: [0x10]}\n" OBS_ROUTES,
+                       "b.yaml:4:21: metrics.buckets[0]: expected a positive number of seconds, got \"0x10\"");
+}
+END_TEST
+
+START_TEST(test_buckets_model)
+{
+    hy_config_t *c = load_ok(FIXTURES "observability.yaml");
+    static const double want[] = {0.001, 0.01, 0.1, 1, 10};
+    ck_assert_uint_eq(c->nbuckets, 5);
+    for (size_t i = 0; i != 5; ++i)
+        ck_assert(c->buckets[i] == want[i]);
+    hy_config_free(c);
+
+    /* the default: NULL, for client_golang's buckets */
+    c = load_ok(FIXTURES "minimal.yaml");
+    ck_assert_ptr_null(c->buckets);
+    ck_assert_uint_eq(c->nbuckets, 0);
+    hy_config_free(c);
+
+    /* 64 bounds is the most */
+    char text[2048];
+    size_t n = (size_t)snprintf(text, sizeof(text), OBS_HEAD "metrics: {buckets: [");
+    for (int i = 1; i <= 64; ++i)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%d", i == 1 ? "" : ", ", i);
+    snprintf(text + n, sizeof(text) - n, "]}\n" OBS_ROUTES);
+    c = parse_ok("b.yaml", text);
+    ck_assert_uint_eq(c->nbuckets, 64);
+    ck_assert(c->buckets[63] == 64);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_admin_errors)
+{
+    expect_errors(FIXTURES "admin_errors.yaml",
+                  FIXTURES "admin_errors.yaml:6:5: server.admin.path: unknown key \"path\" (it belongs in routes[])",
+                  FIXTURES "admin_errors.yaml:5:5: server.admin: missing required key \"port\"");
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: {host: 127.0.0.1, port: metrics}\n" OBS_ROUTES,
+                       "adm.yaml:4:34: server.admin.port: expected an integer, got \"metrics\"");
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: {host: 127.0.0.1, port: 0}\n" OBS_ROUTES,
+                       "adm.yaml:4:34: server.admin.port: 0 is out of range (1-65535)");
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: {host: 127.0.0.1, port: 65536}\n" OBS_ROUTES,
+                       "adm.yaml:4:34: server.admin.port: 65536 is out of range (1-65535)");
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: {host: \"[::1]\", port: 9090}\n" OBS_ROUTES,
+                       "adm.yaml:4:17: server.admin.host: bad host \"[::1]\" (write an IPv6 address without brackets, e.g. ::1)");
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: {port: 9090}\n" OBS_ROUTES,
+                       "adm.yaml:4:10: server.admin: missing required key \"host\"");
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: 9090\n" OBS_ROUTES,
+                       "adm.yaml:4:10: server.admin: expected a mapping, got a scalar");
+    expect_text_errors("adm.yaml", OBS_HEAD "admin: {host: 127.0.0.1, port: 9090}\n" OBS_ROUTES,
+                       "adm.yaml:4:1: admin: unknown key \"admin\" (it belongs in server)");
+}
+END_TEST
+
+START_TEST(test_admin_model)
+{
+    hy_config_t *c = load_ok(FIXTURES "observability.yaml");
+    ck_assert_ptr_nonnull(c->admin);
+    ck_assert_str_eq(c->admin->host, "127.0.0.1");
+    ck_assert_uint_eq(c->admin->port, 9090);
+    ck_assert_ptr_null(c->admin->tls);
+    ck_assert_uint_eq(c->admin->pos.line, 7);
+    ck_assert_uint_eq(c->admin->pos.col, 5);
+    ck_assert_uint_eq(c->nlisteners, 1); /* the admin listener is not one of server.listen */
+    static const hy_mw_kind_t all[] = {HY_MW_REQUEST_ID, HY_MW_CLIENT_IP, HY_MW_ACCESS_LOG, HY_MW_METRICS};
+    static const hy_mw_kind_t rid[] = {HY_MW_REQUEST_ID};
+    assert_mw(&c->middleware, 4, all);
+    assert_mw(&c->routes[1].middleware, 4, all);
+    assert_mw(&c->routes[3].middleware, 1, rid);
+    ck_assert_uint_eq(c->ntrusted_proxies, 2);
+    ck_assert_str_eq(c->access_log_path, "/var/log/hydrant/access.log");
+    ck_assert(c->access_log_sample == 0.5);
+    ck_assert_int_eq(c->routes[0].log_excluded, 1);
+    hy_config_free(c);
+
+    c = load_ok(FIXTURES "minimal.yaml");
+    ck_assert_ptr_null(c->admin);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_admin_same_address_as_listener)
+{
+    /* `hydrant check` refuses what `hydrant serve` could not bind: the admin listener on a public listener's address */
+    expect_text_errors("adm.yaml", OBS_HEAD "  admin: {host: 127.0.0.1, port: 8080}\n" OBS_ROUTES,
+                       "adm.yaml:4:10: server.admin: 127.0.0.1:8080 is already a public listener (server.listen[0] at line 3); "
+                       "the admin listener needs its own port");
+    /* another host or port is fine */
+    hy_config_t *c = parse_ok("adm.yaml", OBS_HEAD "  admin: {host: 127.0.0.1, port: 8081}\n" OBS_ROUTES);
+    hy_config_free(c);
+    c = parse_ok("adm.yaml", OBS_HEAD "  admin: {host: 127.0.0.2, port: 8080}\n" OBS_ROUTES);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_observability_unknown_keys)
+{
+    expect_errors(
+        FIXTURES "observability_keys.yaml",
+        FIXTURES "observability_keys.yaml:4:3: server.middleware: unknown key \"middleware\" (it belongs in the top level)",
+        FIXTURES "observability_keys.yaml:5:1: acces_log: unknown key \"acces_log\" (did you mean \"access_log\"?)",
+        FIXTURES "observability_keys.yaml:6:11: metrics.bucket: unknown key \"bucket\" (did you mean \"buckets\"?)",
+        FIXTURES "observability_keys.yaml:7:13: client_ip.trusted: unknown key \"trusted\" (did you mean \"trusted_proxies\"?)",
+        FIXTURES "observability_keys.yaml:11:5: routes[0].access_log: unknown key \"access_log\" (it belongs in the top level)");
+}
+END_TEST
+
+START_TEST(test_observability_summary)
+{
+    hy_config_t *c = load_ok(FIXTURES "observability.yaml");
+    char *got = capture_summary(c);
+    /* after limits, before routes: the admin listener, then the global middleware in the order written */
+    ck_assert_msg(strstr(got, "http2.max_concurrent_streams=100\n"
+                              "admin: 127.0.0.1:9090 (metrics, status, health, ready only)\n"
+                              "middleware: request_id, client_ip, access_log, metrics\n"
+                              "routes:\n") != NULL,
+                  "got:\n%s", got);
+    free(got);
+    hy_config_free(c);
+
+    c = parse_ok("adm.yaml", OBS_HEAD "  admin: {host: \"::1\", port: 9091}\nmiddleware: [metrics, request_id]\n" OBS_ROUTES);
+    got = capture_summary(c);
+    ck_assert_msg(
+        strstr(got, "\nadmin: [::1]:9091 (metrics, status, health, ready only)\nmiddleware: metrics, request_id\nroutes:\n") !=
+            NULL,
+        "got:\n%s", got);
+    free(got);
+    hy_config_free(c);
+
+    /* without server.admin there is no admin line */
+    c = load_ok(FIXTURES "minimal.yaml");
+    got = capture_summary(c);
+    ck_assert_ptr_null(strstr(got, "admin:"));
+    ck_assert_ptr_nonnull(strstr(got, "\nmiddleware: none\nroutes:\n"));
+    free(got);
+    hy_config_free(c);
+}
+END_TEST
+
 /* ---- helpers of diags.c ---------------------------------------------------------------------------------------------- */
 
 START_TEST(test_diags_format)
@@ -1031,6 +1474,25 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_tls_key_never_shown);
     tcase_add_test(tc, test_env_port_needs_plain_listener);
     tcase_add_test(tc, test_shipped_config_loads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("observability");
+    tcase_add_checked_fixture(tc, clear_env, NULL);
+    tcase_add_test(tc, test_middleware_names);
+    tcase_add_test(tc, test_middleware_errors);
+    tcase_add_test(tc, test_middleware_model);
+    tcase_add_test(tc, test_trusted_proxies_errors);
+    tcase_add_test(tc, test_trusted_proxies_model);
+    tcase_add_test(tc, test_access_log_errors);
+    tcase_add_test(tc, test_access_log_model);
+    tcase_add_test(tc, test_buckets_errors);
+    tcase_add_test(tc, test_buckets_model);
+    tcase_add_test(tc, test_numbers_are_decimal);
+    tcase_add_test(tc, test_admin_errors);
+    tcase_add_test(tc, test_admin_model);
+    tcase_add_test(tc, test_admin_same_address_as_listener);
+    tcase_add_test(tc, test_observability_unknown_keys);
+    tcase_add_test(tc, test_observability_summary);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("diagnostics");
