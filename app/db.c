@@ -28,6 +28,7 @@
 #define TICK_MS 50          /* housekeeping period of each thread */
 #define BACKOFF_MIN_MS 100  /* first reconnect delay after a failure */
 #define BACKOFF_MAX_MS 5000 /* reconnect delay cap */
+#define IDLE_GRACE_MS 1000  /* an idle connection beyond max_idle is closed after this long */
 
 /* ---- types ------------------------------------------------------------------------------------------------------------ */
 
@@ -899,7 +900,9 @@ static void on_tick(h2o_timeout_entry_t *entry)
         if (c->state != CONN_READY && now >= c->connect_deadline) {
             conn_fail(c, "connect_timeout");
         } else if (c->state == CONN_READY && c->ninflight == 0) {
-            if (conn_expired(pool, c, now) || ++idle_held > pool->settings.max_idle)
+            /* beyond max_idle, close only connections that stayed idle for a while: under load a connection is idle
+             * between two statements, and reopening it costs PostgreSQL a fork and an authentication */
+            if (conn_expired(pool, c, now) || (++idle_held > pool->settings.max_idle && now - c->idle_since >= IDLE_GRACE_MS))
                 conn_close(c);
         }
     }
