@@ -462,6 +462,16 @@ static void on_req_done(void *p)
     snapshot_leave(thread, c->snap);
 }
 
+/* libh2o calls its loggers when it disposes of a request (answered, or abandoned by its client), before the request's
+ * pool is freed. */
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    reqctx_t *c = reqctx_of(req);
+    if (c != NULL)
+        on_req_done(c);
+}
+
 /* Counts the connection under its protocol, learnt from its requests (h2c switches an HTTP/1.1 connection to HTTP/2). */
 static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
 {
@@ -502,7 +512,8 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     snapshot_t *snap = snapshot_enter(thread);
     const hy_config_t *config = snap->config;
 
-    reqctx_t *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), on_req_done);
+    /* in the request's pool (no malloc); on_log_access records it when libh2o disposes of the request */
+    reqctx_t *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
     c->thread = thread;
     c->snap = snap;
     c->req = req;
@@ -984,6 +995,8 @@ static void setup_globalconf(server_t *server)
         root->super.on_req = on_req;
         root->server = server;
         root->admin = admin;
+        h2o_logger_t *logger = h2o_create_logger(path, sizeof(*logger));
+        logger->log_access = on_log_access;
         (admin ? server->admin_hosts : server->public_hosts)[0] = host;
     }
 
