@@ -1485,6 +1485,18 @@ static void apply_database_env(parse_t *p)
     }
     if (!config->has_database)
         return;
+    if (p->db_from_env[0]) {
+        /* DATABASE_URL from the environment is the whole connection: the file's connection fields do not amend it
+         * (DB_* variables still do) */
+        for (size_t i = 1; i != DB_NFIELDS; ++i) {
+            if (p->db_from_env[i])
+                continue;
+            char **field = (char **)((char *)config + db_fields[i].offset);
+            free(*field);
+            *field = NULL;
+            p->db_nodes[i] = NULL;
+        }
+    }
     for (size_t i = 0; i != DB_NFIELDS; ++i) {
         const char *v = *(char **)((char *)config + db_fields[i].offset);
         if (v == NULL)

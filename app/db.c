@@ -95,7 +95,7 @@ struct st_hy_db_local_t {
     h2o_linklist_t conns;                /* conn_t held by this thread */
     h2o_linklist_t pending;              /* hy_db_query_t waiting for a connection, oldest first */
     size_t npending;                     /* length of pending */
-    int in_waitlist;                     /* queued in pool->waiters (under pool->lock) */
+    _Atomic int in_waitlist;             /* queued in pool->waiters (changed under pool->lock; read without it) */
     h2o_multithread_receiver_t receiver; /* handoffs and nudges from other threads */
     h2o_timeout_t acquire_timeout;       /* acquire_timeout_ms */
     h2o_timeout_t tick_timeout;          /* TICK_MS */
@@ -131,6 +131,7 @@ struct st_hy_db_pool_t {
     uint64_t next_attempt_at;            /* no new connection before this (backoff after failures) */
     uint64_t backoff_ms;                 /* current backoff */
     _Atomic size_t num_ready;            /* established connections (for readiness) */
+    _Atomic int healthy;                 /* the latest connection attempt succeeded and none was lost since */
     _Atomic size_t num_waiting_threads;  /* waiters_count, readable without the lock */
     _Atomic size_t num_pending;          /* queries waiting, all threads */
     _Atomic uint64_t acquire_timeouts;   /* counter */
@@ -146,6 +147,7 @@ struct st_hy_db_pool_t {
     size_t ncancel;                      /* number pending */
     int cancel_stop;                     /* the canceller should exit */
     _Atomic uint64_t cancels_sent;       /* cancel requests sent */
+    _Atomic uint64_t cancels_requested;  /* cancel requests queued (some may still be on their way) */
 };
 
 typedef struct st_req_link_t {
@@ -338,6 +340,7 @@ static void conn_close(conn_t *c)
 /* A connection attempt failed: back off, and open the circuit after breaker_threshold failures in a row. Pool lock held. */
 static void record_connect_failure_locked(hy_db_pool_t *pool)
 {
+    atomic_store(&pool->healthy, 0);
     pool->backoff_ms = pool->backoff_ms == 0 ? BACKOFF_MIN_MS : pool->backoff_ms * 2;
     if (pool->backoff_ms > BACKOFF_MAX_MS)
         pool->backoff_ms = BACKOFF_MAX_MS;
@@ -360,6 +363,7 @@ static void conn_fail(conn_t *c, const char *what)
     hy_db_pool_t *pool = c->pool;
     log_conn_error(what, c->pg);
     atomic_fetch_add(&pool->connect_errors, 1);
+    atomic_store(&pool->healthy, 0); /* not ready until a connection succeeds again */
     if (c->state != CONN_READY) {
         pthread_mutex_lock(&pool->lock);
         record_connect_failure_locked(pool);
@@ -372,6 +376,11 @@ static void conn_fail(conn_t *c, const char *what)
         hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, c->inflight.next);
         h2o_linklist_unlink(&q->link);
         q->conn = NULL;
+        if (q->res != NULL) {
+            /* e.g. 57P01 "terminating connection": the connection's end, not the statement's answer */
+            PQclear(q->res);
+            q->res = NULL;
+        }
         if (q->stmt == NULL || q->cb == NULL) {
             query_free(q);
         } else if (q->stmt->idempotent && q->attempts < 2) {
@@ -510,13 +519,15 @@ static int conn_read(conn_t *c)
                     c->pool->consecutive_failures = 0;
                     pthread_mutex_unlock(&c->pool->lock);
                     atomic_store(&c->pool->breaker_open_until, 0); /* closed again */
+                    atomic_store(&c->pool->healthy, 1);
                 }
             } else {
                 q->conn = NULL;
                 const char *state = q->res != NULL ? PQresultErrorField(q->res, PG_DIAG_SQLSTATE) : NULL;
-                if (state != NULL && strcmp(state, "57014") == 0 && !q->targeted && q->cb != NULL && q->stmt->idempotent &&
-                    q->attempts < 2 && c->holder != NULL) {
-                    /* a cancel meant for the statement before it landed on this one: run it again */
+                if (state != NULL && strcmp(state, "57014") == 0 && !q->targeted && q->cb != NULL && q->attempts < 2 &&
+                    c->holder != NULL && atomic_load(&c->pool->cancels_requested) != 0) {
+                    /* a cancel meant for the statement before it landed on this one; a cancelled statement was rolled
+                     * back, so running it again is safe, writes included */
                     PQclear(q->res);
                     q->res = NULL;
                     q->phase = PHASE_RESULT;
@@ -771,6 +782,12 @@ static void dispatch(hy_db_local_t *local)
             return;
         }
     }
+    if (atomic_load(&local->in_waitlist)) {
+        /* served: a thread that waits for nothing must not be handed connections */
+        pthread_mutex_lock(&pool->lock);
+        waitlist_remove(pool, local);
+        pthread_mutex_unlock(&pool->lock);
+    }
 }
 
 /* ---- releasing -------------------------------------------------------------------------------------------------------- */
@@ -833,8 +850,12 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             if (local->detached) {
                 conn_close(m->conn);
             } else {
-                conn_attach(m->conn, local);
+                conn_t *c = m->conn;
+                conn_attach(c, local);
                 dispatch(local);
+                /* handed over after this thread's wait ended: pass it on to whoever waits now */
+                if (c->holder == local && c->ninflight == 0 && c->state == CONN_READY)
+                    conn_drained(c);
             }
         } else {
             /* nudge: give away every idle held connection */
@@ -891,9 +912,12 @@ static void on_tick(h2o_timeout_entry_t *entry)
     hy_db_pool_t *pool = local->pool;
     uint64_t now = now_ms();
 
-    /* connection attempts past connect_timeout; idle held connections past their time */
+    /* connection attempts past connect_timeout; idle held connections past their time; idle ones beyond max_idle (counted
+     * over the whole pool) */
     h2o_linklist_t *n = local->conns.next;
-    size_t idle_held = 0;
+    pthread_mutex_lock(&pool->lock);
+    size_t idle_total = pool->num_open > pool->num_busy ? pool->num_open - pool->num_busy : 0;
+    pthread_mutex_unlock(&pool->lock);
     while (n != &local->conns) {
         conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
         n = n->next;
@@ -902,8 +926,10 @@ static void on_tick(h2o_timeout_entry_t *entry)
         } else if (c->state == CONN_READY && c->ninflight == 0) {
             /* beyond max_idle, close only connections that stayed idle for a while: under load a connection is idle
              * between two statements, and reopening it costs PostgreSQL a fork and an authentication */
-            if (conn_expired(pool, c, now) || (++idle_held > pool->settings.max_idle && now - c->idle_since >= IDLE_GRACE_MS))
+            if (conn_expired(pool, c, now) || (idle_total > pool->settings.max_idle && now - c->idle_since >= IDLE_GRACE_MS)) {
                 conn_close(c);
+                --idle_total;
+            }
         }
     }
     /* thread 0 keeps one connection warm, reconnecting with backoff, so readiness is known without traffic */
@@ -1110,7 +1136,9 @@ void hy_db_pool_free(hy_db_pool_t *pool)
 
 int hy_db_pool_ready(const hy_db_pool_t *pool)
 {
-    return atomic_load(&((hy_db_pool_t *)pool)->num_ready) != 0;
+    hy_db_pool_t *p = (hy_db_pool_t *)pool;
+    /* a live connection, or the last attempt succeeded and nothing failed since (idle connections may all be closed) */
+    return atomic_load(&p->num_ready) != 0 || atomic_load(&p->healthy) != 0;
 }
 
 void hy_db_pool_set_observer(hy_db_pool_t *pool, const hy_db_observer_t *observer)
@@ -1208,6 +1236,7 @@ void hy_db_abandon(hy_db_query_t *query)
     if (cancel == NULL)
         return;
     query->targeted = 1;
+    atomic_fetch_add(&pool->cancels_requested, 1);
     pthread_mutex_lock(&pool->cancel_lock);
     if (pool->ncancel < sizeof(pool->cancel_queue) / sizeof(pool->cancel_queue[0])) {
         pool->cancel_queue[pool->ncancel++] = cancel;

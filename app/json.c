@@ -201,9 +201,57 @@ static int on_end_array(void *ctx)
 static const yajl_callbacks field_callbacks = {on_null,      on_boolean, NULL,       NULL,           on_number,   on_string,
                                                on_start_map, on_map_key, on_end_map, on_start_array, on_end_array};
 
+static int hex4(const char *s)
+{
+    int v = 0;
+    for (int i = 0; i != 4; ++i) {
+        char c = s[i];
+        v = v * 16 + (c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1000);
+    }
+    return v < 0 ? -1 : v;
+}
+
+/* yajl turns a lone UTF-16 surrogate escape ("\ud800") into '?' or into bytes that are not UTF-8; such a string is
+ * refused before parsing. Returns the offset of the bad escape, or SIZE_MAX when every \u escape is sound. */
+static size_t find_bad_surrogate(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; ++i) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_string = 0;
+        } else if (s[i] == '\\') {
+            if (i + 1 < len && s[i + 1] == 'u') {
+                int cp = i + 5 < len ? hex4(s + i + 2) : -1;
+                if (cp >= 0xdc00 && cp <= 0xdfff)
+                    return i;
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    int lo = i + 11 < len && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8) : -1;
+                    if (lo < 0xdc00 || lo > 0xdfff)
+                        return i;
+                    i += 6;
+                }
+                i += 5;
+            } else {
+                ++i;
+            }
+        }
+    }
+    return SIZE_MAX;
+}
+
 int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_json_field_t *fields, size_t nfields, char *err,
                          size_t errlen)
 {
+    size_t bad = find_bad_surrogate(body, len);
+    if (bad != SIZE_MAX) {
+        snprintf(err, errlen, "malformed JSON near byte %zu: a \\u escape is a lone UTF-16 surrogate", bad);
+        return -1;
+    }
     field_parser_t p = {pool, fields, nfields, 0, 0, NULL};
     yajl_alloc_funcs afs = {on_pool_malloc, on_pool_realloc, on_pool_free, pool};
     for (size_t i = 0; i != nfields; ++i) {

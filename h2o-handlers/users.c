@@ -1,5 +1,6 @@
 /* users.c: the users API: JSON CRUD on PostgreSQL, keyset pagination, and the profile fan-out of three concurrent queries. */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -350,8 +351,9 @@ static int query_int(h2o_req_t *req, const char *name, long min, long max, long 
     for (size_t i = 0; i != v.len; ++i)
         if (!isdigit((unsigned char)buf[i]))
             goto Bad;
+    errno = 0;
     long long x = strtoll(buf, &end, 10);
-    if (x < min || x > max)
+    if (errno == ERANGE || x < min || x > max)
         goto Bad;
     *out = (long)x;
     return 0;
