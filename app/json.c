@@ -96,6 +96,7 @@ typedef struct st_field_parser_t {
     int depth;                /* nesting depth: 1 inside the top-level object */
     int top_is_object;        /* the document starts with '{' */
     hy_json_field_t *current; /* the field whose value comes next at depth 1, or NULL */
+    int failure;              /* why parsing was stopped: FAIL_* */
 } field_parser_t;
 
 /* yajl allocates through the request pool: each block remembers its size so realloc can copy; free is a no-op. */
@@ -148,14 +149,58 @@ static int on_number(void *ctx, const char *s, size_t len)
     return set_value(ctx, HY_JSON_NUMBER, s, len);
 }
 
+enum { FAIL_NONE = 0, FAIL_DEPTH, FAIL_UTF8 };
+
+#define MAX_DEPTH 64 /* JSON nesting accepted in a request body (yajl's stack grows with it, in the request's pool) */
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static int utf8_valid(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        for (size_t k = 1; k <= n; ++k) {
+            if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
+    field_parser_t *p = ctx;
+    if (!utf8_valid(s, len)) {
+        p->failure = FAIL_UTF8;
+        return 0;
+    }
     return set_value(ctx, HY_JSON_STRING, (const char *)s, len);
 }
 
 static int on_start_map(void *ctx)
 {
     field_parser_t *p = ctx;
+    if (p->depth >= MAX_DEPTH) {
+        p->failure = FAIL_DEPTH;
+        return 0;
+    }
     if (p->depth == 0)
         p->top_is_object = 1;
     else
@@ -185,6 +230,10 @@ static int on_end_map(void *ctx)
 static int on_start_array(void *ctx)
 {
     field_parser_t *p = ctx;
+    if (p->depth >= MAX_DEPTH) {
+        p->failure = FAIL_DEPTH;
+        return 0;
+    }
     if (p->depth == 0)
         return 0; /* the document is an array: stop */
     set_value(p, HY_JSON_ARRAY, NULL, 0);
@@ -252,7 +301,7 @@ int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_
         snprintf(err, errlen, "malformed JSON near byte %zu: a \\u escape is a lone UTF-16 surrogate", bad);
         return -1;
     }
-    field_parser_t p = {pool, fields, nfields, 0, 0, NULL};
+    field_parser_t p = {pool, fields, nfields, 0, 0, NULL, FAIL_NONE};
     yajl_alloc_funcs afs = {on_pool_malloc, on_pool_realloc, on_pool_free, pool};
     for (size_t i = 0; i != nfields; ++i) {
         fields[i].kind = HY_JSON_ABSENT;
@@ -261,7 +310,17 @@ int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_
     yajl_handle h = yajl_alloc(&field_callbacks, &afs, &p);
     yajl_status st = yajl_parse(h, (const unsigned char *)body, len);
     if (st == yajl_status_ok)
+        st = yajl_parse(h, (const unsigned char *)"\n", 1); /* ends a string left open after the object ("{}\"") */
+    if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
+    if (p.failure == FAIL_DEPTH) {
+        snprintf(err, errlen, "malformed JSON: nested deeper than %d levels", MAX_DEPTH);
+        return -1;
+    }
+    if (p.failure == FAIL_UTF8) {
+        snprintf(err, errlen, "malformed JSON: a string is not valid UTF-8");
+        return -1;
+    }
     if (st == yajl_status_client_canceled || (st == yajl_status_ok && !p.top_is_object) || len == 0) {
         snprintf(err, errlen, "the body must be a JSON object");
         return -1;

@@ -1,6 +1,7 @@
 /* respond.c: writes complete responses, handling HEAD and Content-Length in one place. */
 #include <string.h>
 #include "json.h"
+#include "query.h"
 #include "respond.h"
 #include "server.h"
 
@@ -120,46 +121,15 @@ void hy_respond_error_dynamic(h2o_req_t *req, int status, const char *code, cons
 
 /* ---- query strings ---------------------------------------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int hy_query_get(h2o_req_t *req, const char *name, h2o_iovec_t *value)
 {
     if (req->query_at == SIZE_MAX)
         return -1;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t nlen = strlen(name);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp != NULL ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq != NULL ? eq : pe;
-        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
-            const char *v = eq != NULL ? eq + 1 : pe;
-            char *out = h2o_mem_alloc_pool(&req->pool, (size_t)(pe - v) + 1);
-            size_t n = 0;
-            for (const char *s = v; s < pe; ++s) {
-                int hi, lo;
-                if (*s == '%' && pe - s >= 3 && (hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0) {
-                    out[n++] = (char)(hi << 4 | lo);
-                    s += 2;
-                } else {
-                    out[n++] = *s == '+' ? ' ' : *s;
-                }
-            }
-            out[n] = '\0';
-            *value = h2o_iovec_init(out, n);
-            return 0;
-        }
-        p = pe + 1;
-    }
-    return -1;
+    const char *q = req->path.base + req->query_at + 1;
+    size_t len = req->path.len - req->query_at - 1, n;
+    char *out = h2o_mem_alloc_pool(&req->pool, len + 1);
+    if (hy_query_find(q, len, name, out, len + 1, &n) != 0)
+        return -1;
+    *value = h2o_iovec_init(out, n);
+    return 0;
 }
