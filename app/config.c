@@ -1937,6 +1937,14 @@ static char *dir_of(const char *path)
     return slash != NULL ? hy_xmemdup(path, (size_t)(slash - path) + 1) : hy_xstrdup("");
 }
 
+uint64_t hy_config_hash(const char *text, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i != len; ++i)
+        h = (h ^ (unsigned char)text[i]) * 0x100000001b3u;
+    return h;
+}
+
 hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_diags_t *diags)
 {
     hy_config_t *config = hy_xcalloc(1, sizeof(*config));
@@ -1963,6 +1971,7 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     config->router = hy_router_new();
     config->access_log_sample = 1.0;
     config->loaded_at = (int64_t)time(NULL);
+    config->source_hash = hy_config_hash(text != NULL ? text : "", text != NULL ? len : 0);
     config->database.max_open = 25;
     config->database.max_idle = 10;
     config->database.max_lifetime_ms = 5 * 60 * 1000;

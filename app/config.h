@@ -176,6 +176,7 @@ typedef struct st_hy_config_t {
     size_t nbuckets;            /* number of buckets */
     hy_listener_t *admin;       /* server.admin: a listener for the admin routes only, or NULL */
     int64_t loaded_at;          /* when the config was loaded (Unix seconds) */
+    uint64_t source_hash;       /* hy_config_hash of the text it was loaded from */
     int has_database;           /* a `database` section, or a DATABASE_URL / DB_* variable, was given */
     hy_database_t database;     /* its settings (meaningful when has_database) */
 } hy_config_t;
@@ -188,6 +189,9 @@ hy_config_t *hy_config_load(const char *path, hy_diags_t *diags);
 /* As hy_config_load, from a buffer of `len` bytes; `path` is used in messages and its directory is the base of
  * relative TLS file paths (the file itself is not read). */
 hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_diags_t *diags);
+
+/* A 64-bit hash (FNV-1a) of a config text, to tell whether the file changed since it was loaded. */
+uint64_t hy_config_hash(const char *text, size_t len);
 
 /* Frees a config and all it owns. NULL is fine. */
 void hy_config_free(hy_config_t *config);

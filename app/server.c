@@ -236,6 +236,8 @@ int hy_req_claim_response(h2o_req_t *req)
     if (c->answered)
         return 0;
     c->answered = 1;
+    if (c->thread->shutting_down)
+        req->http1_is_persistent = 0; /* draining: HTTP/1.1 responses say Connection: close */
     return 1;
 }
 
@@ -1467,11 +1469,24 @@ static int watch_config(const hy_config_t *config)
 }
 
 /* What decides whether a change event needs a reload: the config text and the identity of the TLS files it names. */
+/* The config text's hash, as hy_config_load computes it (the fingerprint starts with the text itself). */
+static uint64_t file_hash(const char *fp, size_t len)
+{
+    const char *end = memchr(fp, '\0', len);
+    return hy_config_hash(fp, end != NULL ? (size_t)(end - fp) : len);
+}
+
 static char *fingerprint(const hy_config_t *config, size_t *len)
 {
     char *text = slurp(config->file, len);
     if (text == NULL)
         return NULL;
+    /* the text, a NUL, then the TLS files' identities */
+    char *grown0 = realloc(text, *len + 1);
+    if (grown0 == NULL)
+        abort();
+    text = grown0;
+    text[(*len)++] = '\0';
     for (size_t i = 0; i != config->nlisteners; ++i) {
         const hy_tls_t *tls = config->listeners[i].tls;
         for (int k = 0; tls != NULL && k != 2; ++k) {
@@ -1615,7 +1630,12 @@ int hy_server_run(const hy_config_t *config)
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK), ifd = watch_config(config);
     size_t text_len = 0;
     char *text = fingerprint(config, &text_len);
-    uint64_t reload_at = 0, drain_until = 0;
+    if (text != NULL && config->source_hash != file_hash(text, text_len)) {
+        /* the file changed between its loading and now: reload at once */
+        free(text);
+        text = NULL;
+    }
+    uint64_t reload_at = text == NULL ? now_ms_wall() : 0, drain_until = 0;
     int terminating = 0, forced = 0;
     for (;;) {
         uint64_t now = now_ms_wall();
@@ -1678,7 +1698,6 @@ int hy_server_run(const hy_config_t *config)
     free(text);
     if (ifd != -1)
         close(ifd);
-    close(sfd);
     if (forced) {
         for (size_t t = 0; t != config->threads; ++t)
             if (server.threads[t].log != NULL)
@@ -1694,8 +1713,23 @@ int hy_server_run(const hy_config_t *config)
         m->kind = CONTROL_SHUTDOWN;
         h2o_multithread_send_message(&server.threads[t].control, &m->super);
     }
-    for (size_t t = 0; t != config->threads; ++t)
-        pthread_join(server.threads[t].tid, NULL);
+    /* wait for the threads to drain, still listening for a second termination signal */
+    for (size_t t = 0; t != config->threads;) {
+        if (pthread_tryjoin_np(server.threads[t].tid, NULL) == 0) {
+            ++t;
+            continue;
+        }
+        struct pollfd pfd = {sfd, POLLIN, 0};
+        poll(&pfd, 1, 20);
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                hy_log("warn", NULL, "second termination signal: exiting now");
+                _exit(1);
+            }
+        }
+    }
+    close(sfd);
     atomic_store(&process_db, NULL);
     hy_db_pool_free(server.db);
     free(server.stmts);
