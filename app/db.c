@@ -383,10 +383,11 @@ static void conn_fail(conn_t *c, const char *what)
         }
         if (q->stmt == NULL || q->cb == NULL) {
             query_free(q);
-        } else if (q->stmt->idempotent && q->attempts < 2) {
+        } else if (q->stmt->idempotent && q->attempts < 3) {
             h2o_linklist_insert(&retry, &q->link);
         } else {
-            query_complete(q, q->sent ? HY_DB_UNKNOWN_OUTCOME : HY_DB_UNAVAILABLE, "connection lost");
+            /* a write that was sent may have been applied; a read that was not retried simply found no database */
+            query_complete(q, q->sent && !q->stmt->idempotent ? HY_DB_UNKNOWN_OUTCOME : HY_DB_UNAVAILABLE, "connection lost");
         }
     }
     c->ninflight = 0;
@@ -406,7 +407,10 @@ static void conn_fail(conn_t *c, const char *what)
             atomic_fetch_add(&pool->num_pending, 1);
             h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
         }
-        dispatch(local);
+        /* at the end of this loop turn, after the other connections' events of this turn (all connections often die
+         * together): the retried reads then go to a connection known to be alive */
+        if (!h2o_timeout_is_linked(&local->dispatch_entry))
+            h2o_timeout_link(local->loop, &local->zero_timeout, &local->dispatch_entry);
     } else {
         while (!h2o_linklist_is_empty(&retry)) {
             hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, retry.next);

@@ -212,6 +212,10 @@ static int on_start_map(void *ctx)
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     field_parser_t *p = ctx;
+    if (!utf8_valid(key, len)) {
+        p->failure = FAIL_UTF8;
+        return 0;
+    }
     if (p->depth != 1)
         return 1;
     p->current = NULL;

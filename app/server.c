@@ -534,6 +534,15 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     atomic_store_explicit(&thread->requests, atomic_load_explicit(&thread->requests, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     track_protocol(req, thread);
+    if (req->version >= 0x200 && req->conn->callbacks->get_socket != NULL) {
+        /* a connection shut down for abusive resets: the streams libh2o still had buffered get no work */
+        h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+        conn_state_t *cs = sock != NULL ? sock->on_close.data : NULL;
+        if (cs != NULL && cs->cut) {
+            hy_respond_error(req, &server->overloaded);
+            return 0;
+        }
+    }
 
     unsigned method = hy_method_from_name(req->input.method.base, req->input.method.len);
     c->method = method != 0 ? (unsigned)__builtin_ctz(method) : HY_METRICS_OTHER;
