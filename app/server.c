@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <strings.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -501,6 +502,46 @@ static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
     cs->proto = proto;
 }
 
+/* HTTP/1.1 request smuggling shapes that libh2o 2.2.5 accepts and does not pass on (it keeps Content-Length and
+ * Transfer-Encoding to itself): both headers at once, two different Content-Length values, obs-fold lines. The request
+ * head is still in the connection's read buffer while the request is served, so it is checked there. Returns 1 when
+ * the framing is unambiguous. */
+static int h1_framing_ok(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->input == NULL || sock->input->size == 0)
+        return 1;
+    const char *p = sock->input->bytes, *end = p + sock->input->size, *nl;
+    const char *clv = NULL;
+    size_t clvlen = 0;
+    int te = 0;
+    if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+        return 1;
+    for (p = nl + 1; p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL; p = nl + 1) {
+        size_t len = (size_t)(nl - p);
+        if (len != 0 && p[len - 1] == '\r')
+            --len;
+        if (len == 0)
+            break; /* the end of the head */
+        if (*p == ' ' || *p == '\t')
+            return 0; /* obs-fold */
+        if (len >= 15 && strncasecmp(p, "content-length:", 15) == 0) {
+            const char *v = p + 15, *ve = p + len;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                ++v;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                --ve;
+            if (clv != NULL && ((size_t)(ve - v) != clvlen || memcmp(v, clv, clvlen) != 0))
+                return 0;
+            clv = v;
+            clvlen = (size_t)(ve - v);
+        } else if (len >= 18 && strncasecmp(p, "transfer-encoding:", 18) == 0) {
+            te = 1;
+        }
+    }
+    return !(te && clv != NULL);
+}
+
 static uint64_t route_limit(const hy_route_t *route)
 {
     return route != NULL ? route->max_request_body : 0;
@@ -586,6 +627,13 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
             mw_client_ip(req, c, config);
     }
 
+    if (req->version < 0x200 && !h1_framing_ok(req)) {
+        req->http1_is_persistent = 0; /* and close: what follows on this connection cannot be trusted */
+        hy_respond_error_dynamic(req, 400, "bad_request",
+                                 "ambiguous request framing (Content-Length with Transfer-Encoding, conflicting "
+                                 "Content-Length values, or a folded header line)");
+        return 0;
+    }
     /* header limits (libh2o's own: 8KiB of HTTP/1.1 request head; HPACK bounds HTTP/2) */
     if (req->headers.size > config->limits.max_headers) {
         hy_respond_error(req, &server->headers_too_large);
