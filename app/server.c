@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <h2o/version.h>
 #include "accesslog.h"
+#include "alloc.h"
 #include "clientip.h"
 #include "database.h"
 #include "log.h"
@@ -152,6 +153,15 @@ typedef struct st_control_message_t {
 } control_message_t;
 
 enum { CONTROL_SHUTDOWN = 1, CONTROL_RESUME, CONTROL_TLS };
+
+/* Sends `thread` a control message (ssl_ctxs: for CONTROL_TLS, owned by the message). */
+static void send_control(hy_thread_t *thread, int kind, SSL_CTX **ssl_ctxs)
+{
+    control_message_t *m = hy_xcalloc(1, sizeof(*m));
+    m->kind = kind;
+    m->ssl_ctxs = ssl_ctxs;
+    h2o_multithread_send_message(&thread->control, &m->super);
+}
 
 /* What hydrant keeps about one request, in its pool; the dispose callback records metrics and the access log. */
 typedef struct st_reqctx_t {
@@ -353,16 +363,25 @@ static void on_flush(h2o_timeout_entry_t *entry)
         h2o_timeout_link(thread->ctx.loop, &thread->ctx.one_sec_timeout, &thread->flush_entry);
 }
 
+/* The socket of the request's connection, or NULL. */
+static h2o_socket_t *req_socket(h2o_req_t *req)
+{
+    return req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+}
+
+/* What on_accept attached to the socket (NULL for a socket hydrant did not accept). */
+static conn_state_t *conn_state_of(h2o_socket_t *sock)
+{
+    return sock != NULL ? sock->on_close.data : NULL;
+}
+
 /* HTTP/2 Rapid Reset (CVE-2023-44487; libh2o 2.2.5 predates its fix): a connection whose streams are reset before an
  * answer more than limits.http2.max_resets times, and more often than it lets requests complete, is shut down. The
  * reset requests' work was already dropped: their queries were abandoned when they were disposed. */
 static void track_resets(h2o_req_t *req, hy_thread_t *thread, const hy_config_t *config)
 {
-    if (req->version < 0x200 || req->conn->callbacks->get_socket == NULL)
-        return;
-    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    conn_state_t *cs = sock != NULL ? sock->on_close.data : NULL;
-    if (cs == NULL)
+    conn_state_t *cs;
+    if (req->version < 0x200 || (cs = conn_state_of(req_socket(req))) == NULL)
         return;
     if (req->res.status == 0)
         ++cs->resets;
@@ -476,12 +495,10 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 }
 
 /* Counts the connection under its protocol, learnt from its requests (h2c switches an HTTP/1.1 connection to HTTP/2). */
-static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
+static void track_protocol(h2o_req_t *req, hy_thread_t *thread, conn_state_t *cs)
 {
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    if (sock == NULL || sock->on_close.data == NULL)
+    if (cs == NULL)
         return;
-    conn_state_t *cs = sock->on_close.data;
     int proto = req->version >= 0x200 ? HY_PROTO_HTTP2 : HY_PROTO_HTTP1;
     if (cs->proto == proto)
         return;
@@ -506,9 +523,8 @@ static void track_protocol(h2o_req_t *req, hy_thread_t *thread)
  * Transfer-Encoding to itself): both headers at once, two different Content-Length values, obs-fold lines. The request
  * head is still in the connection's read buffer while the request is served, so it is checked there. Returns 1 when
  * the framing is unambiguous. */
-static int h1_framing_ok(h2o_req_t *req)
+static int h1_framing_ok(h2o_socket_t *sock)
 {
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (sock == NULL || sock->input == NULL || sock->input->size == 0)
         return 1;
     const char *p = sock->input->bytes, *end = p + sock->input->size, *nl;
@@ -540,6 +556,14 @@ static int h1_framing_ok(h2o_req_t *req)
         }
     }
     return !(te && clv != NULL);
+}
+
+/* server.admin serves the admin routes and the probes only; with it, the public listeners do not serve admin routes. */
+static int hidden_here(const root_handler_t *self, const hy_config_t *config, const hy_route_t *r)
+{
+    unsigned flags = r->kind == HY_ROUTE_HANDLER ? r->handler->flags : 0;
+    return self->admin ? (flags & (HY_HANDLER_ADMIN | HY_HANDLER_PROBE)) == 0
+                       : (config->admin != NULL && (flags & HY_HANDLER_ADMIN) != 0);
 }
 
 static uint64_t route_limit(const hy_route_t *route)
@@ -574,15 +598,13 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     ++thread->num_inflight;
     atomic_store_explicit(&thread->requests, atomic_load_explicit(&thread->requests, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    track_protocol(req, thread);
-    if (req->version >= 0x200 && req->conn->callbacks->get_socket != NULL) {
+    h2o_socket_t *sock = req_socket(req);
+    conn_state_t *cs = conn_state_of(sock);
+    track_protocol(req, thread, cs);
+    if (cs != NULL && cs->cut) {
         /* a connection shut down for abusive resets: the streams libh2o still had buffered get no work */
-        h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-        conn_state_t *cs = sock != NULL ? sock->on_close.data : NULL;
-        if (cs != NULL && cs->cut) {
-            hy_respond_error(req, &server->overloaded);
-            return 0;
-        }
+        hy_respond_error(req, &server->overloaded);
+        return 0;
     }
 
     unsigned method = hy_method_from_name(req->input.method.base, req->input.method.len);
@@ -598,18 +620,13 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         unsigned m = match.allowed & (0u - match.allowed);
         if (hy_router_match(config->router, m, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &probe) ==
             HY_MATCH_OK) {
-            const hy_route_t *r = probe.data;
-            unsigned flags = r->kind == HY_ROUTE_HANDLER ? r->handler->flags : 0;
-            if (self->admin ? (flags & (HY_HANDLER_ADMIN | HY_HANDLER_PROBE)) == 0 : (flags & HY_HANDLER_ADMIN) != 0)
+            if (hidden_here(self, config, probe.data))
                 result = HY_MATCH_NOT_FOUND;
         }
     }
     if (result == HY_MATCH_OK) {
         const hy_route_t *r = match.data;
-        unsigned flags = r->kind == HY_ROUTE_HANDLER ? r->handler->flags : 0;
-        /* server.admin serves the admin routes and the probes only; with it, the public listeners do not serve admin routes */
-        if (self->admin ? (flags & (HY_HANDLER_ADMIN | HY_HANDLER_PROBE)) == 0
-                        : (config->admin != NULL && (flags & HY_HANDLER_ADMIN) != 0))
+        if (hidden_here(self, config, r))
             result = HY_MATCH_NOT_FOUND;
         else
             c->route = r;
@@ -627,7 +644,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
             mw_client_ip(req, c, config);
     }
 
-    if (req->version < 0x200 && !h1_framing_ok(req)) {
+    if (req->version < 0x200 && !h1_framing_ok(sock)) {
         req->http1_is_persistent = 0; /* and close: what follows on this connection cannot be trusted */
         hy_respond_error_dynamic(req, 400, "bad_request",
                                  "ambiguous request framing (Content-Length with Transfer-Encoding, conflicting "
@@ -744,11 +761,7 @@ static void on_conn_close(void *data)
     if (prev == server->config->limits.max_connections) {
         /* some threads may have paused accepting at the limit: wake them all */
         for (size_t i = 0; i != server->config->threads; ++i) {
-            control_message_t *m = calloc(1, sizeof(*m));
-            if (m == NULL)
-                abort();
-            m->kind = CONTROL_RESUME;
-            h2o_multithread_send_message(&server->threads[i].control, &m->super);
+            send_control(&server->threads[i], CONTROL_RESUME, NULL);
         }
     }
 }
@@ -773,9 +786,7 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_create(thread->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
         atomic_fetch_add(&server->num_conns, 1);
         atomic_fetch_add_explicit(&thread->num_conns, 1, memory_order_relaxed);
-        conn_state_t *cs = malloc(sizeof(*cs));
-        if (cs == NULL)
-            abort();
+        conn_state_t *cs = hy_xmalloc(sizeof(*cs));
         cs->thread = thread;
         cs->fd = fd;
         cs->resets = cs->completed = 0;
@@ -847,9 +858,7 @@ static void *thread_main(void *arg)
     hy_reqid_thread_init(&thread->reqid, (unsigned)thread->index);
     hy_sampler_init(&thread->sampler, (uint64_t)thread->index * 0x9e3779b97f4a7c15u + (uint64_t)time(NULL));
     if (server->log_fd != -1) {
-        thread->log = malloc(sizeof(*thread->log));
-        if (thread->log == NULL)
-            abort();
+        thread->log = hy_xmalloc(sizeof(*thread->log));
         hy_logbuf_init(thread->log, server->log_fd);
         thread->flush_entry.cb = on_flush;
         h2o_timeout_link(thread->ctx.loop, &thread->ctx.one_sec_timeout, &thread->flush_entry);
@@ -1085,9 +1094,7 @@ static int setup_database(server_t *server)
         if (c->routes[i].kind == HY_ROUTE_HANDLER && c->routes[i].handler->stmts != NULL)
             for (const hy_db_stmt_t *const *s = c->routes[i].handler->stmts; *s != NULL; ++s)
                 ++cap;
-    const hy_db_stmt_t **stmts = calloc(cap + 1, sizeof(*stmts));
-    if (stmts == NULL)
-        abort();
+    const hy_db_stmt_t **stmts = hy_xcalloc(cap + 1, sizeof(*stmts));
     for (size_t i = 0; i != c->nroutes; ++i) {
         if (c->routes[i].kind != HY_ROUTE_HANDLER || c->routes[i].handler->stmts == NULL)
             continue;
@@ -1230,9 +1237,7 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
 static void setup_metrics(server_t *server)
 {
     const hy_config_t *c = server->config;
-    const char **routes = calloc(c->nroutes + 1, sizeof(*routes));
-    if (routes == NULL)
-        abort();
+    const char **routes = hy_xcalloc(c->nroutes + 1, sizeof(*routes));
     for (size_t i = 0; i != c->nroutes; ++i)
         routes[i] = c->routes[i].path;
     server->metrics = hy_metrics_create(c->threads, routes, c->nroutes, c->buckets, c->nbuckets);
@@ -1242,9 +1247,7 @@ static void setup_metrics(server_t *server)
         abort();
     }
     if (server->db != NULL) {
-        const char **names = calloc(server->nstmts + 1, sizeof(*names));
-        if (names == NULL)
-            abort();
+        const char **names = hy_xcalloc(server->nstmts + 1, sizeof(*names));
         for (size_t i = 0; i != server->nstmts; ++i)
             names[i] = server->stmts[i]->name;
         if (hy_metrics_add_histogram(server->metrics, "hydrant_db_pool_acquire_seconds",
@@ -1264,9 +1267,7 @@ static void setup_metrics(server_t *server)
     hy_metrics_add_collector(server->metrics, on_collect, server);
     for (size_t t = 0; t != c->threads; ++t) {
         server->threads[t].metrics = hy_metrics_shard(server->metrics, t);
-        server->threads[t].db_queries = calloc(server->nstmts * DB_NOUTCOMES + 1, sizeof(_Atomic uint64_t));
-        if (server->threads[t].db_queries == NULL)
-            abort();
+        server->threads[t].db_queries = hy_xcalloc(server->nstmts * DB_NOUTCOMES + 1, sizeof(_Atomic uint64_t));
     }
 }
 
@@ -1390,11 +1391,9 @@ static void report_restart_only(const hy_config_t *o, const hy_config_t *n)
 static snapshot_t *snapshot_new(server_t *server, hy_config_t *config, int owned, uint64_t generation)
 {
     const hy_config_t *boot = server->config;
-    snapshot_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->metric_route = calloc(config->nroutes + 1, sizeof(size_t))) == NULL)
-        abort();
-    if ((s->route_inflight = calloc((size_t)boot->threads * (config->nroutes + 1), sizeof(size_t))) == NULL)
-        abort();
+    snapshot_t *s = hy_xcalloc(1, sizeof(*s));
+    s->metric_route = hy_xcalloc(config->nroutes + 1, sizeof(size_t));
+    s->route_inflight = hy_xcalloc((size_t)boot->threads * (config->nroutes + 1), sizeof(size_t));
     s->config = config;
     s->owned = owned;
     s->generation = generation;
@@ -1442,9 +1441,7 @@ static int reload(server_t *server)
         }
     }
     /* certificates and keys are read again (Kubernetes Secret rotation) for each listener that kept its address */
-    SSL_CTX **fresh = calloc(server->config->nlisteners, sizeof(*fresh));
-    if (fresh == NULL)
-        abort();
+    SSL_CTX **fresh = hy_xcalloc(server->config->nlisteners, sizeof(*fresh));
     for (size_t i = 0; i != server->config->nlisteners && i != n->nlisteners; ++i) {
         const hy_listener_t *a = &server->config->listeners[i], *b = &n->listeners[i];
         if (a->tls == NULL || b->tls == NULL || a->port != b->port || strcmp(a->host, b->host) != 0)
@@ -1461,14 +1458,11 @@ static int reload(server_t *server)
         }
     }
     for (size_t t = 0; t != server->config->threads; ++t) {
-        control_message_t *m = calloc(1, sizeof(*m));
-        if (m == NULL || (m->ssl_ctxs = calloc(server->config->nlisteners, sizeof(SSL_CTX *))) == NULL)
-            abort();
-        m->kind = CONTROL_TLS;
+        SSL_CTX **ctxs = hy_xcalloc(server->config->nlisteners, sizeof(*ctxs));
         for (size_t i = 0; i != server->config->nlisteners; ++i)
-            if ((m->ssl_ctxs[i] = fresh[i]) != NULL)
+            if ((ctxs[i] = fresh[i]) != NULL)
                 SSL_CTX_up_ref(fresh[i]);
-        h2o_multithread_send_message(&server->threads[t].control, &m->super);
+        send_control(&server->threads[t], CONTROL_TLS, ctxs);
     }
     for (size_t i = 0; i != server->config->nlisteners; ++i)
         if (fresh[i] != NULL)
@@ -1542,10 +1536,7 @@ static char *fingerprint(const hy_config_t *config, size_t *len)
     if (text == NULL)
         return NULL;
     /* the text, a NUL, then the TLS files' identities */
-    char *grown0 = realloc(text, *len + 1);
-    if (grown0 == NULL)
-        abort();
-    text = grown0;
+    text = hy_xreallocarray(text, *len + 1, 1);
     text[(*len)++] = '\0';
     for (size_t i = 0; i != config->nlisteners; ++i) {
         const hy_tls_t *tls = config->listeners[i].tls;
@@ -1556,10 +1547,7 @@ static char *fingerprint(const hy_config_t *config, size_t *len)
                         ? snprintf(line, sizeof(line), "\n%llu:%llu:%lld.%ld", (unsigned long long)st.st_ino,
                                    (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
                         : snprintf(line, sizeof(line), "\nmissing");
-            char *grown = realloc(text, *len + (size_t)n + 1);
-            if (grown == NULL)
-                abort();
-            text = grown;
+            text = hy_xreallocarray(text, *len + (size_t)n + 1, 1);
             memcpy(text + *len, line, (size_t)n);
             *len += (size_t)n;
         }
@@ -1593,13 +1581,6 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-static uint64_t now_ms_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int hy_server_run(const hy_config_t *config)
 {
     static server_t server; /* process-wide; on_req reaches it through the root handler */
@@ -1621,15 +1602,11 @@ int hy_server_run(const hy_config_t *config)
     the_server = &server;
     signal(SIGPIPE, SIG_IGN);
 
-    server.ssl_ctxs = calloc(config->nlisteners, sizeof(*server.ssl_ctxs));
-    server.threads = calloc(config->threads, sizeof(*server.threads));
-    if (server.ssl_ctxs == NULL || server.threads == NULL)
-        abort();
+    server.ssl_ctxs = hy_xcalloc(config->nlisteners, sizeof(*server.ssl_ctxs));
+    server.threads = hy_xcalloc(config->threads, sizeof(*server.threads));
     for (size_t t = 0; t != config->threads; ++t) {
-        server.threads[t].fds = malloc(sizeof(int) * server.nlisteners);
-        server.threads[t].listeners = calloc(server.nlisteners, sizeof(listener_t));
-        if (server.threads[t].fds == NULL || server.threads[t].listeners == NULL)
-            abort();
+        server.threads[t].fds = hy_xcalloc(server.nlisteners, sizeof(int));
+        server.threads[t].listeners = hy_xcalloc(server.nlisteners, sizeof(listener_t));
         for (size_t i = 0; i != server.nlisteners; ++i)
             server.threads[t].fds[i] = -1;
     }
@@ -1695,10 +1672,10 @@ int hy_server_run(const hy_config_t *config)
         free(text);
         text = NULL;
     }
-    uint64_t reload_at = text == NULL ? now_ms_wall() : 0, drain_until = 0;
+    uint64_t reload_at = text == NULL ? now_ms() : 0, drain_until = 0;
     int terminating = 0, forced = 0;
     for (;;) {
-        uint64_t now = now_ms_wall();
+        uint64_t now = now_ms();
         int timeout = -1;
         if (reload_at != 0)
             timeout = reload_at > now ? (int)(reload_at - now) : 0;
@@ -1719,12 +1696,12 @@ int hy_server_run(const hy_config_t *config)
                 terminating = 1;
                 atomic_store(&draining, 1); /* /ready answers 503 from now on */
                 uint64_t delay = atomic_load(&server.current)->config->timeouts.drain_delay_ms;
-                drain_until = now_ms_wall() + delay;
+                drain_until = now_ms() + delay;
                 hy_log("info", NULL, "termination signal: not ready; serving for drain_delay %llums, then draining",
                        (unsigned long long)delay);
             } else if (si.ssi_signo == SIGHUP) {
                 hy_log("info", NULL, "SIGHUP: reloading the configuration");
-                reload_at = now_ms_wall();
+                reload_at = now_ms();
                 free(text);
                 text = NULL; /* reload even when the file did not change */
             }
@@ -1737,9 +1714,9 @@ int hy_server_run(const hy_config_t *config)
             while (read(ifd, ev, sizeof(ev)) > 0)
                 any = 1;
             if (any && reload_at == 0)
-                reload_at = now_ms_wall() + 100; /* let the swap finish */
+                reload_at = now_ms() + 100; /* let the swap finish */
         }
-        if (reload_at != 0 && now_ms_wall() >= reload_at) {
+        if (reload_at != 0 && now_ms() >= reload_at) {
             reload_at = 0;
             size_t len = 0;
             char *cur = fingerprint(atomic_load(&server.current)->config, &len);
@@ -1752,7 +1729,7 @@ int hy_server_run(const hy_config_t *config)
                 free(cur);
             }
         }
-        if (terminating && now_ms_wall() >= drain_until)
+        if (terminating && now_ms() >= drain_until)
             break;
     }
     free(text);
@@ -1767,11 +1744,7 @@ int hy_server_run(const hy_config_t *config)
     hy_log("info", NULL, "shutting down: draining connections (up to %llums)",
            (unsigned long long)atomic_load(&server.current)->config->timeouts.shutdown_ms);
     for (size_t t = 0; t != config->threads; ++t) {
-        control_message_t *m = calloc(1, sizeof(*m));
-        if (m == NULL)
-            abort();
-        m->kind = CONTROL_SHUTDOWN;
-        h2o_multithread_send_message(&server.threads[t].control, &m->super);
+        send_control(&server.threads[t], CONTROL_SHUTDOWN, NULL);
     }
     /* wait for the threads to drain, still listening for a second termination signal */
     for (size_t t = 0; t != config->threads;) {
