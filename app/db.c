@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "alloc.h"
 #include "db.h"
 #include "log.h"
 
@@ -161,16 +162,6 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (p == NULL) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        abort();
-    }
-    return p;
 }
 
 static void log_conn_error(const char *what, PGconn *pg)
@@ -337,6 +328,20 @@ static void conn_close(conn_t *c)
     free(c);
 }
 
+/* Puts a statement that must run again at the head of its thread's queue, answer cleared, its acquire timer restarted. */
+static void requeue_front(hy_db_local_t *local, hy_db_query_t *q)
+{
+    if (q->res != NULL) {
+        PQclear(q->res);
+        q->res = NULL;
+    }
+    q->phase = PHASE_RESULT;
+    h2o_linklist_insert(local->pending.next, &q->link);
+    ++local->npending;
+    atomic_fetch_add(&local->pool->num_pending, 1);
+    h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
+}
+
 /* A connection attempt failed: back off, and open the circuit after breaker_threshold failures in a row. Pool lock held. */
 static void record_connect_failure_locked(hy_db_pool_t *pool)
 {
@@ -397,15 +402,7 @@ static void conn_fail(conn_t *c, const char *what)
         while (!h2o_linklist_is_empty(&retry)) {
             hy_db_query_t *q = H2O_STRUCT_FROM_MEMBER(hy_db_query_t, link, retry.prev);
             h2o_linklist_unlink(&q->link);
-            q->phase = PHASE_RESULT;
-            if (q->res != NULL) {
-                PQclear(q->res);
-                q->res = NULL;
-            }
-            h2o_linklist_insert(local->pending.next, &q->link);
-            ++local->npending;
-            atomic_fetch_add(&pool->num_pending, 1);
-            h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
+            requeue_front(local, q);
         }
         /* at the end of this loop turn, after the other connections' events of this turn (all connections often die
          * together): the retried reads then go to a connection known to be alive */
@@ -532,14 +529,7 @@ static int conn_read(conn_t *c)
                     c->holder != NULL && atomic_load(&c->pool->cancels_requested) != 0) {
                     /* a cancel meant for the statement before it landed on this one; a cancelled statement was rolled
                      * back, so running it again is safe, writes included */
-                    PQclear(q->res);
-                    q->res = NULL;
-                    q->phase = PHASE_RESULT;
-                    hy_db_local_t *l = c->holder;
-                    h2o_linklist_insert(l->pending.next, &q->link);
-                    ++l->npending;
-                    atomic_fetch_add(&c->pool->num_pending, 1);
-                    h2o_timeout_link(l->loop, &l->acquire_timeout, &q->acquire_timer);
+                    requeue_front(c->holder, q);
                 } else {
                     query_complete(q, HY_DB_OK, NULL);
                 }
@@ -581,7 +571,7 @@ static int conn_start_prepare(conn_t *c)
         return -1;
     c->state = CONN_PREPARING;
     for (size_t i = 0; i != pool->nstmts; ++i) {
-        hy_db_query_t *q = xcalloc(1, sizeof(*q));
+        hy_db_query_t *q = hy_xcalloc(1, sizeof(*q));
         q->prepare_name = pool->stmts[i]->name;
         q->prepare_sql = pool->stmts[i]->sql;
         if (conn_send(c, q) != 0) {
@@ -629,7 +619,7 @@ static void conn_connect_step(conn_t *c)
 static void conn_open(hy_db_local_t *local)
 {
     hy_db_pool_t *pool = local->pool;
-    conn_t *c = xcalloc(1, sizeof(*c));
+    conn_t *c = hy_xcalloc(1, sizeof(*c));
     c->pool = pool;
     c->state = CONN_CONNECTING;
     c->created_at = c->idle_since = now_ms();
@@ -772,10 +762,7 @@ static void dispatch(hy_db_local_t *local)
                 if (q->attempts != 0)
                     --q->attempts;
                 q->sent = 0;
-                h2o_linklist_insert(local->pending.next, &q->link);
-                ++local->npending;
-                atomic_fetch_add(&pool->num_pending, 1);
-                h2o_timeout_link(local->loop, &local->acquire_timeout, &q->acquire_timer);
+                requeue_front(local, q);
                 conn_fail(c, "send failed");
                 return; /* conn_fail dispatched again */
             }
@@ -838,7 +825,7 @@ static void conn_drained(conn_t *c)
     c->handoff = 0;
     if (to != NULL) {
         conn_detach(c);
-        message_t *m = xcalloc(1, sizeof(*m));
+        message_t *m = hy_xcalloc(1, sizeof(*m));
         m->conn = c;
         h2o_multithread_send_message(&to->receiver, &m->super);
     }
@@ -885,7 +872,7 @@ static void nudge_others(hy_db_pool_t *pool, hy_db_local_t *self)
         hy_db_local_t *l = pool->locals[i];
         if (l == NULL || l == self || l->detached)
             continue;
-        message_t *m = xcalloc(1, sizeof(*m));
+        message_t *m = hy_xcalloc(1, sizeof(*m));
         h2o_multithread_send_message(&l->receiver, &m->super);
     }
     pthread_mutex_unlock(&pool->lock);
@@ -1000,7 +987,7 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
     if (settings->max_open == 0 || nthreads == 0)
         return NULL;
     hy_pq_require();
-    hy_db_pool_t *pool = xcalloc(1, sizeof(*pool));
+    hy_db_pool_t *pool = hy_xcalloc(1, sizeof(*pool));
     pool->settings = *settings;
     if (pool->settings.pipeline_depth == 0)
         pool->settings.pipeline_depth = 16;
@@ -1017,14 +1004,14 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     h2o_linklist_init_anchor(&pool->idle);
     pool->nthreads = nthreads;
-    pool->waiters = xcalloc(nthreads, sizeof(*pool->waiters));
-    pool->locals = xcalloc(nthreads, sizeof(*pool->locals));
+    pool->waiters = hy_xcalloc(nthreads, sizeof(*pool->waiters));
+    pool->locals = hy_xcalloc(nthreads, sizeof(*pool->locals));
 
     size_t n = 0;
     while (settings->keywords[n] != NULL)
         ++n;
-    pool->kw = xcalloc(n + 3, sizeof(char *));
-    pool->vals = xcalloc(n + 3, sizeof(char *));
+    pool->kw = hy_xcalloc(n + 3, sizeof(char *));
+    pool->vals = hy_xcalloc(n + 3, sizeof(char *));
     size_t k = 0;
     int has_app = 0;
     for (size_t i = 0; i != n; ++i) {
@@ -1051,7 +1038,7 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
 
 hy_db_local_t *hy_db_local_attach(hy_db_pool_t *pool, size_t index, h2o_loop_t *loop, h2o_multithread_queue_t *queue)
 {
-    hy_db_local_t *local = xcalloc(1, sizeof(*local));
+    hy_db_local_t *local = hy_xcalloc(1, sizeof(*local));
     local->pool = pool;
     local->index = index;
     local->loop = loop;
@@ -1173,7 +1160,7 @@ hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, cons
     for (int i = 0; i != nvalues; ++i)
         if (values[i] != NULL)
             total += strlen(values[i]) + 1;
-    hy_db_query_t *q = xcalloc(1, sizeof(*q));
+    hy_db_query_t *q = hy_xcalloc(1, sizeof(*q));
     q->stmt = stmt;
     q->cb = cb;
     q->data = data;
@@ -1184,9 +1171,7 @@ hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, cons
     while (q->stmt_index < pool->nstmts && pool->stmts[q->stmt_index] != stmt)
         ++q->stmt_index;
     if (nvalues != 0) {
-        q->values = malloc(total);
-        if (q->values == NULL)
-            abort();
+        q->values = hy_xmalloc(total);
         char *p = (char *)(q->values + nvalues);
         for (int i = 0; i != nvalues; ++i) {
             if (values[i] == NULL) {
