@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "alloc.h"
 #include "json.h"
 
 /* ---- the per-thread generator ---------------------------------------------------------------------------------------- */
@@ -11,10 +12,8 @@ static _Thread_local yajl_gen thread_gen; /* created on first use on each event-
 yajl_gen hy_json_begin(void)
 {
     if (thread_gen == NULL) {
-        if ((thread_gen = yajl_gen_alloc(NULL)) == NULL) {
-            fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-            abort();
-        }
+        if ((thread_gen = yajl_gen_alloc(NULL)) == NULL)
+            hy_alloc_fail_(__FILE__, __LINE__);
         yajl_gen_config(thread_gen, yajl_gen_validate_utf8, 1);
     }
     return thread_gen;
@@ -58,28 +57,25 @@ void hy_json_kv_int(yajl_gen gen, const char *key, long long value)
     yajl_gen_integer(gen, value);
 }
 
-char *hy_json_error_render(const char *code, const char *message, size_t *len)
+void hy_json_gen_error(yajl_gen gen, const char *code, const char *message)
 {
-    yajl_gen gen = yajl_gen_alloc(NULL);
-    if (gen == NULL) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        abort();
-    }
     yajl_gen_map_open(gen);
     hy_json_kv_str(gen, "error", code);
     if (message != NULL)
         hy_json_kv_str(gen, "message", message);
     yajl_gen_map_close(gen);
+}
+
+char *hy_json_error_render(const char *code, const char *message, size_t *len)
+{
+    yajl_gen gen = yajl_gen_alloc(NULL);
+    if (gen == NULL)
+        hy_alloc_fail_(__FILE__, __LINE__);
+    hy_json_gen_error(gen, code, message);
     const unsigned char *buf;
     size_t buflen;
     yajl_gen_get_buf(gen, &buf, &buflen);
-    char *out = malloc(buflen + 1);
-    if (out == NULL) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        abort();
-    }
-    memcpy(out, buf, buflen);
-    out[buflen] = '\0';
+    char *out = hy_xmemdup(buf, buflen);
     *len = buflen;
     yajl_gen_free(gen);
     return out;

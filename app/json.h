@@ -21,6 +21,9 @@ void hy_json_str(yajl_gen gen, const char *s);
 void hy_json_kv_str(yajl_gen gen, const char *key, const char *value);
 void hy_json_kv_int(yajl_gen gen, const char *key, long long value);
 
+/* Writes {"error":"<code>","message":"<message>"} (no "message" when it is NULL) into gen. */
+void hy_json_gen_error(yajl_gen gen, const char *code, const char *message);
+
 /* Renders {"error":"<code>","message":"<message>"} with proper escaping into a malloc'ed, NUL-terminated buffer
  * (message may be NULL: then there is no "message" member). The caller frees it. */
 char *hy_json_error_render(const char *code, const char *message, size_t *len);

@@ -113,11 +113,7 @@ void hy_respond_error(h2o_req_t *req, const hy_error_body_t *err)
 void hy_respond_error_dynamic(h2o_req_t *req, int status, const char *code, const char *message)
 {
     yajl_gen gen = hy_json_begin();
-    yajl_gen_map_open(gen);
-    hy_json_kv_str(gen, "error", code);
-    if (message != NULL)
-        hy_json_kv_str(gen, "message", message);
-    yajl_gen_map_close(gen);
+    hy_json_gen_error(gen, code, message);
     hy_respond(req, status, hy_type_json, hy_json_finish(gen, &req->pool));
 }
 
