@@ -97,6 +97,21 @@ static void respond_not_found(h2o_req_t *req)
 
 /* ---- input validation ------------------------------------------------------------------------------------------------- */
 
+/* Trims ASCII whitespace from both ends of v in place (v is NUL-terminated, in the pool). Returns the start; the new
+ * length goes to *len. */
+static char *trim(h2o_iovec_t v, size_t *len)
+{
+    char *s = v.base;
+    size_t n = v.len;
+    while (n != 0 && isspace((unsigned char)*s))
+        ++s, --n;
+    while (n != 0 && isspace((unsigned char)s[n - 1]))
+        --n;
+    s[n] = '\0';
+    *len = n;
+    return s;
+}
+
 /* Validates a request's JSON body for create/update: {"name": string 1-100 characters after trimming, "email": plausible
  * address <= 254 bytes}. On success stores the trimmed values (in req->pool) and returns 0; otherwise answers the request
  * (400/413/415) and returns -1. */
@@ -135,19 +150,8 @@ static int read_user_body(h2o_req_t *req, const char **name, const char **email)
             return -1;
         }
     }
-    /* trim ASCII whitespace */
-    char *n = f[0].value.base, *e = f[1].value.base;
-    size_t nlen = f[0].value.len, elen = f[1].value.len;
-    while (nlen != 0 && isspace((unsigned char)*n))
-        ++n, --nlen;
-    while (nlen != 0 && isspace((unsigned char)n[nlen - 1]))
-        --nlen;
-    n[nlen] = '\0';
-    while (elen != 0 && isspace((unsigned char)*e))
-        ++e, --elen;
-    while (elen != 0 && isspace((unsigned char)e[elen - 1]))
-        --elen;
-    e[elen] = '\0';
+    size_t nlen, elen;
+    char *n = trim(f[0].value, &nlen), *e = trim(f[1].value, &elen);
     size_t chars = 0;
     for (size_t i = 0; i != nlen; ++i)
         chars += ((unsigned char)n[i] & 0xc0) != 0x80; /* UTF-8 already validated by the parser */
