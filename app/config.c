@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 #include "alloc.h"
 #include "config.h"
+#include "sqlroute.h"
 
 /* ---- limits and defaults --------------------------------------------------------------------------------------------- */
 
@@ -47,6 +48,7 @@ enum {
     CTX_ACCESS_LOG = 1u << 13, /* access_log */
     CTX_METRICS = 1u << 14,    /* metrics */
     CTX_ADMISSION = 1u << 15,  /* admission */
+    CTX_SQL = 1u << 16,        /* routes[].sql */
 };
 
 /* The timeouts that an environment variable overrides, by slot (0: none). */
@@ -71,11 +73,10 @@ typedef struct st_tls_state_t {
 } tls_state_t;
 
 typedef struct st_route_state_t {
-    hy_route_t *route;           /* the route being filled (in config->routes) */
-    const hy_ynode_t *path_node; /* value node of `path`, or NULL */
-    const hy_ynode_t *handler;   /* key node of `handler`, or NULL (set after the mapping is parsed) */
-    const hy_ynode_t *static_;   /* key node of `static`, or NULL (set after the mapping is parsed) */
-    int path_ok;                 /* `path` parsed and is a valid template */
+    hy_route_t *route;            /* the route being filled (in config->routes) */
+    const hy_ynode_t *path_node;  /* value node of `path`, or NULL */
+    const hy_ynode_t *sql_params; /* value node of `sql.params`, or NULL (read once the path is known) */
+    int path_ok;                  /* `path` parsed and is a valid template */
 } route_state_t;
 
 /* The database strings, their keys and the environment variables that override them. */
@@ -410,6 +411,13 @@ static int on_log_sample(parse_t *, const directive_t *, const hy_ynode_t *, con
 static int on_log_exclude(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_buckets(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_db_string(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_route_sql(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_sql_query(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_sql_params(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_sql_result(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_sql_uint(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_sql_idempotent(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_sql_error_map(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 
 #define OFF(field) offsetof(hy_config_t, field)
 #define DURATION "a duration"
@@ -480,6 +488,7 @@ static const directive_t directives[] = {
     {.name = "methods", .where = CTX_ROUTE, .kind = HY_YNODE_SEQUENCE, .on_parse = on_route_methods},
     {.name = "handler", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = STRING, .on_parse = on_route_handler},
     {.name = "static", .where = CTX_ROUTE, .kind = HY_YNODE_MAPPING, .on_parse = on_route_static},
+    {.name = "sql", .where = CTX_ROUTE, .kind = HY_YNODE_MAPPING, .on_parse = on_route_sql},
     {.name = "timeout", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = DURATION, .flags = F_NONZERO,
         .on_parse = on_route_timeout},
     {.name = "max_in_flight", .where = CTX_ROUTE, .kind = HY_YNODE_SCALAR, .what = INTEGER, .on_parse = on_route_uint,
@@ -492,6 +501,16 @@ static const directive_t directives[] = {
     {.name = "content_type", .where = CTX_STATIC, .kind = HY_YNODE_SCALAR, .what = STRING, .on_parse = on_static_content_type},
     {.name = "body", .where = CTX_STATIC, .kind = HY_YNODE_SCALAR, .what = STRING, .on_parse = on_static_body},
     {.name = "headers", .where = CTX_STATIC, .kind = HY_YNODE_MAPPING, .on_parse = on_static_headers},
+    /* routes[].sql */
+    {.name = "query", .where = CTX_SQL, .kind = HY_YNODE_SCALAR, .what = STRING, .flags = F_REQUIRED, .on_parse = on_sql_query},
+    {.name = "params", .where = CTX_SQL, .kind = HY_YNODE_SEQUENCE, .on_parse = on_sql_params},
+    {.name = "result", .where = CTX_SQL, .kind = HY_YNODE_SCALAR, .what = "one, many or none", .on_parse = on_sql_result},
+    {.name = "max_rows", .where = CTX_SQL, .kind = HY_YNODE_SCALAR, .what = INTEGER, .on_parse = on_sql_uint,
+        .offset = offsetof(hy_sql_t, max_rows), .min = 1, .max = 100000},
+    {.name = "status", .where = CTX_SQL, .kind = HY_YNODE_SCALAR, .what = INTEGER, .on_parse = on_sql_uint,
+        .offset = offsetof(hy_sql_t, status), .min = 200, .max = 299},
+    {.name = "idempotent", .where = CTX_SQL, .kind = HY_YNODE_SCALAR, .what = "true or false", .on_parse = on_sql_idempotent},
+    {.name = "error_map", .where = CTX_SQL, .kind = HY_YNODE_MAPPING, .on_parse = on_sql_error_map},
     /* database (strings are checked after the environment overrides are applied) */
     {.name = "database", .where = CTX_ROOT, .kind = HY_YNODE_MAPPING, .on_parse = on_database},
     {.name = "url", .where = CTX_DATABASE, .kind = HY_YNODE_SCALAR, .what = STRING, .on_parse = on_db_string,
@@ -1180,6 +1199,237 @@ static int on_route_timeout(parse_t *p, const directive_t *d, const hy_ynode_t *
     return get_duration(p, value, 0, &rs->route->timeout_ms);
 }
 
+/* ---- sql routes ------------------------------------------------------------------------------------------------------ */
+
+static int on_route_sql(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    route_state_t *rs = target;
+
+    (void)d, (void)key;
+    rs->route->kind = HY_ROUTE_SQL;
+    if (rs->route->sql == NULL) {
+        rs->route->sql = hy_xcalloc(1, sizeof(hy_sql_t));
+        rs->route->sql->max_rows = 1000;
+        rs->route->sql->idempotent = -1;
+    }
+    return parse_mapping(p, value, CTX_SQL, rs);
+}
+
+static int on_sql_query(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_sql_t *sql = ((route_state_t *)target)->route->sql;
+
+    (void)d, (void)key;
+    sql->query_pos = value->pos;
+    if (get_string(p, value, &sql->query) != 0)
+        return -1;
+    if (sql->query[0] == '\0' || strspn(sql->query, " \t\r\n") == strlen(sql->query)) {
+        error_at(p, value, "the query is empty");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_sql_params(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    (void)p, (void)d, (void)key;
+    ((route_state_t *)target)->sql_params = value; /* read in finish_sql_route, once the path is known */
+    return 0;
+}
+
+static int on_sql_result(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_sql_t *sql = ((route_state_t *)target)->route->sql;
+    static const char *const names[] = {"one", "many", "none"};
+    char *s;
+
+    (void)d, (void)key;
+    if ((s = scalar_value(p, value, NULL, 0)) == NULL)
+        return -1;
+    size_t i = 0;
+    while (i != 3 && strcmp(s, names[i]) != 0)
+        ++i;
+    if (i == 3) {
+        const char *suggestion = hy_did_you_mean(s, names, 3);
+        error_at(p, value, "unknown result %s (expected one, many or none%s%s%s)", qs(p, s),
+                 suggestion != NULL ? "; did you mean \"" : "", suggestion != NULL ? suggestion : "",
+                 suggestion != NULL ? "\"?" : "");
+        free(s);
+        return -1;
+    }
+    sql->result = (hy_sql_result_t)i;
+    free(s);
+    return 0;
+}
+
+static int on_sql_uint(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    (void)key;
+    return get_uint(p, value, d->min, d->max, (uint64_t *)((char *)((route_state_t *)target)->route->sql + d->offset));
+}
+
+static int on_sql_idempotent(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_sql_t *sql = ((route_state_t *)target)->route->sql;
+    char *s;
+
+    (void)d, (void)key;
+    if ((s = scalar_value(p, value, NULL, 0)) == NULL)
+        return -1;
+    int ret = 0;
+    if (strcmp(s, "true") == 0)
+        sql->idempotent = 1;
+    else if (strcmp(s, "false") == 0)
+        sql->idempotent = 0;
+    else {
+        error_at(p, value, "expected true or false, got %s", qs(p, s));
+        ret = -1;
+    }
+    free(s);
+    return ret;
+}
+
+/* One error_map entry: CONDITION|SQLSTATE|CLASS: STATUS, or a mapping {status, error, message}. */
+static int parse_sql_error(parse_t *p, const hy_ynode_t *key, const hy_ynode_t *value, hy_sql_error_t *e)
+{
+    const char *code = hy_sql_condition_code(key->value);
+    size_t klen = strlen(key->value);
+    int is_code = (klen == 5 || klen == 2) && strspn(key->value, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == klen;
+    if (code == NULL && !is_code) {
+        error_at(p, key,
+                 "unknown condition %s (a PostgreSQL condition name such as unique_violation, a 5-character SQLSTATE "
+                 "such as 23505, or a 2-character class such as 23)",
+                 qk(p, key));
+        return -1;
+    }
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", code != NULL ? code : key->value);
+    e->error = hy_xstrdup(code != NULL ? key->value : "database_error");
+    const hy_ynode_t *status_node = value;
+    if (value->kind == HY_YNODE_MAPPING) {
+        status_node = NULL;
+        for (size_t k = 0; k + 1 < value->nchildren; k += 2) {
+            const hy_ynode_t *mk = value->children[k], *mv = value->children[k + 1];
+            size_t saved = push_key(p, mk->value);
+            if (strcmp(mk->value, "status") == 0) {
+                status_node = mv;
+            } else if (strcmp(mk->value, "error") == 0 || strcmp(mk->value, "message") == 0) {
+                char **field = mk->value[0] == 'e' ? &e->error : &e->message;
+                free(*field);
+                *field = NULL;
+                if (expect_kind(p, mv, HY_YNODE_SCALAR, STRING) != 0 || get_string(p, mv, field) != 0) {
+                    pop_key(p, saved);
+                    return -1;
+                }
+            } else {
+                static const char *const keys[] = {"status", "error", "message"};
+                const char *suggestion = hy_did_you_mean(mk->value, keys, 3);
+                if (suggestion != NULL)
+                    error_at(p, mk, "unknown key %s (did you mean \"%s\"?)", qk(p, mk), suggestion);
+                else
+                    error_at(p, mk, "unknown key %s (expected status, error, message)", qk(p, mk));
+                pop_key(p, saved);
+                return -1;
+            }
+            pop_key(p, saved);
+        }
+        if (status_node == NULL) {
+            error_at(p, value, "missing \"status\"");
+            return -1;
+        }
+    } else if (expect_kind(p, value, HY_YNODE_SCALAR, "an HTTP status or a mapping {status, error, message}") != 0) {
+        return -1;
+    }
+    uint64_t status;
+    if (get_uint(p, status_node, 400, 599, &status) != 0)
+        return -1;
+    e->status = (int)status;
+    return 0;
+}
+
+static int on_sql_error_map(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_sql_t *sql = ((route_state_t *)target)->route->sql;
+    int ret = 0;
+
+    (void)d, (void)key;
+    sql->errors = hy_xcalloc(value->nchildren / 2 + 1, sizeof(*sql->errors));
+    for (size_t k = 0; k + 1 < value->nchildren; k += 2) {
+        size_t saved = push_key(p, value->children[k]->value);
+        hy_sql_error_t *e = &sql->errors[sql->nerrors];
+        if (parse_sql_error(p, value->children[k], value->children[k + 1], e) == 0) {
+            ++sql->nerrors;
+        } else {
+            free(e->error);
+            free(e->message);
+            memset(e, 0, sizeof(*e));
+            ret = -1;
+        }
+        pop_key(p, saved);
+    }
+    return ret;
+}
+
+/* The type of `{name}` in a route template: int for {name:int}, text for {name}; -1 when absent. */
+static int template_param_type(void *ctx, const char *name)
+{
+    const char *s = ctx;
+    size_t n = strlen(name);
+    while ((s = strchr(s, '{')) != NULL) {
+        ++s;
+        if (strncmp(s, name, n) == 0 && (s[n] == '}' || s[n] == ':'))
+            return strncmp(s + n, ":int}", 5) == 0 ? HY_SQL_INT : HY_SQL_TEXT;
+    }
+    return -1;
+}
+
+/* Reads `sql.params` (now that the path is known) and checks the route as a whole. */
+static void finish_sql_route(parse_t *p, route_state_t *rs, const hy_ynode_t *item)
+{
+    hy_route_t *route = rs->route;
+    hy_sql_t *sql = route->sql;
+    size_t saved = push_key(p, "sql"), errors_before = p->nerrors;
+    if (rs->sql_params != NULL) {
+        size_t saved2 = push_key(p, "params");
+        sql->params = hy_xcalloc(rs->sql_params->nchildren + 1, sizeof(*sql->params));
+        for (size_t i = 0; i != rs->sql_params->nchildren; ++i) {
+            const hy_ynode_t *n = rs->sql_params->children[i];
+            size_t saved3 = push_index(p, i);
+            char *s, err[256];
+            if (expect_kind(p, n, HY_YNODE_SCALAR, "a parameter spec such as query.limit:int(1..100)=20") == 0 &&
+                (s = scalar_value(p, n, NULL, 0)) != NULL) {
+                hy_sql_param_t *prm = &sql->params[sql->nparams];
+                if (hy_sql_param_parse(s, template_param_type, route->path != NULL ? route->path : (char *)"", prm, err,
+                                       sizeof(err)) != 0) {
+                    error_at(p, n, "%s: %s", qs(p, s), err);
+                } else {
+                    prm->pos = n->pos;
+                    sql->has_body_params |= prm->source == HY_SQL_FROM_BODY;
+                    ++sql->nparams;
+                }
+                free(s);
+            }
+            pop_key(p, saved3);
+        }
+        pop_key(p, saved2);
+    }
+    if (sql->query != NULL && p->nerrors == errors_before) {
+        size_t saved2 = push_key(p, "query");
+        int used = hy_sql_max_placeholder(sql->query);
+        if ((size_t)used != sql->nparams)
+            error_pos(p, sql->query_pos, "the query uses %s$%d but params lists %zu value%s",
+                      used == 0 ? "no parameter (highest " : "", used, sql->nparams, sql->nparams == 1 ? "" : "s");
+        pop_key(p, saved2);
+    }
+    if (sql->has_body_params && (route->methods & (HY_METHOD_POST | HY_METHOD_PUT | HY_METHOD_PATCH)) == 0)
+        error_at(p, item, "body parameters need a method with a body (methods: [POST], [PUT] or [PATCH])");
+    if (sql->status == 0)
+        sql->status = sql->result == HY_SQL_RESULT_NONE ? 204 : 200;
+    if (sql->idempotent < 0)
+        sql->idempotent = sql->query != NULL && hy_sql_is_select(sql->query);
+    hy_sql_finish(sql, route->path != NULL ? route->path : "");
+    pop_key(p, saved);
+}
+
 /* ---- static responses ------------------------------------------------------------------------------------------------ */
 
 static int on_static_status(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
@@ -1417,21 +1667,22 @@ static int on_routes(parse_t *p, const directive_t *d, const hy_ynode_t *key, co
     }
     for (size_t i = 0; i != n; ++i) {
         const hy_ynode_t *item = value->children[i];
-        route_state_t rs = {&config->routes[i], NULL, NULL, NULL, 0};
+        route_state_t rs = {.route = &config->routes[i]};
         size_t saved = push_index(p, i), errors_before = p->nerrors;
         if (expect_kind(p, item, HY_YNODE_MAPPING, NULL) == 0) {
             parse_mapping(p, item, CTX_ROUTE, &rs);
             /* presence counts even when the value was bad (that has been reported already) */
+            int kinds = 0;
             for (size_t k = 0; k + 1 < item->nchildren; k += 2) {
-                if (strcmp(item->children[k]->value, "handler") == 0)
-                    rs.handler = item->children[k];
-                else if (strcmp(item->children[k]->value, "static") == 0)
-                    rs.static_ = item->children[k];
+                const char *name = item->children[k]->value;
+                kinds += strcmp(name, "handler") == 0 || strcmp(name, "static") == 0 || strcmp(name, "sql") == 0;
             }
-            if (rs.handler != NULL && rs.static_ != NULL)
-                error_at(p, item, "give either \"handler\" or \"static\", not both");
-            else if (rs.handler == NULL && rs.static_ == NULL)
-                error_at(p, item, "missing \"handler\" or \"static\" (a route needs one of them)");
+            if (kinds > 1)
+                error_at(p, item, "give one of \"handler\", \"static\" or \"sql\", not several");
+            else if (kinds == 0)
+                error_at(p, item, "missing \"handler\", \"static\" or \"sql\" (a route needs one of them)");
+            else if (rs.route->kind == HY_ROUTE_SQL && rs.route->sql != NULL)
+                finish_sql_route(p, &rs, item);
             if (p->nerrors == errors_before && rs.path_ok)
                 add_route(p, &rs);
         }
@@ -1544,6 +1795,13 @@ static void check_database_routes(parse_t *p)
         return;
     for (size_t i = 0; i != config->nroutes; ++i) {
         const hy_route_t *r = &config->routes[i];
+        if (r->kind == HY_ROUTE_SQL) {
+            size_t saved = push_key(p, "routes");
+            push_index(p, i);
+            error_pos(p, r->pos, "an sql route needs a database (add a \"database\" section or set DATABASE_URL)");
+            pop_key(p, saved);
+            continue;
+        }
         if (r->kind != HY_ROUTE_HANDLER || r->handler == NULL || r->handler->stmts == NULL)
             continue;
         size_t saved = push_key(p, "routes");
@@ -2073,6 +2331,7 @@ void hy_config_free(hy_config_t *config)
             free(r->static_.headers[j].value);
         }
         free(r->static_.headers);
+        hy_sql_free(r->sql);
     }
     free(config->routes);
     if (config->router != NULL)
@@ -2154,6 +2413,11 @@ void hy_config_print_summary(const hy_config_t *config, FILE *out)
         fprintf(out, "  %-*s  %-*s  -> ", (int)mwidth, format_methods(r->methods, methods, sizeof(methods)), (int)pwidth, r->path);
         if (r->kind == HY_ROUTE_HANDLER) {
             fprintf(out, "handler %s", r->handler_name);
+        } else if (r->kind == HY_ROUTE_SQL) {
+            static const char *const results[] = {"one", "many", "none"};
+            fprintf(out, "sql %s, %zu param%s, status %d%s", results[r->sql->result], r->sql->nparams,
+                    r->sql->nparams == 1 ? "" : "s", (int)r->sql->status,
+                    r->sql->idempotent ? ", retried on a lost connection" : "");
         } else {
             fprintf(out, "static %d %s (%zu bytes", r->static_.status, r->static_.content_type, r->static_.body_len);
             if (r->static_.nheaders != 0)

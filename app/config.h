@@ -93,8 +93,11 @@ typedef struct st_hy_static_t {
 
 typedef enum en_hy_route_kind_t {
     HY_ROUTE_HANDLER = 0, /* `handler: NAME` */
-    HY_ROUTE_STATIC       /* `static: {...}` */
+    HY_ROUTE_STATIC,      /* `static: {...}` */
+    HY_ROUTE_SQL          /* `sql: {...}`: a parameterised query answered as JSON (sqlroute.h) */
 } hy_route_kind_t;
+
+struct st_hy_sql_t;
 
 /* ---- middleware ------------------------------------------------------------------------------------------------------ */
 
@@ -126,6 +129,7 @@ typedef struct st_hy_route_t {
     char *handler_name;              /* for HY_ROUTE_HANDLER */
     const hy_handler_def_t *handler; /* for HY_ROUTE_HANDLER, resolved from the registry */
     hy_static_t static_;             /* for HY_ROUTE_STATIC */
+    struct st_hy_sql_t *sql;         /* for HY_ROUTE_SQL (owned) */
     hy_middleware_t middleware;      /* the middleware that run for this route (its own list, else the global one) */
     int log_excluded;                /* access_log.exclude names this route */
     uint64_t max_in_flight;          /* route's admission limit (process-wide, split over the threads); 0 = none */

@@ -49,8 +49,8 @@ typedef struct st_conn_t conn_t;
 
 struct st_hy_db_query_t {
     const hy_db_stmt_t *stmt;          /* NULL for an internal PREPARE */
-    const char *prepare_name;          /* for an internal PREPARE: the statement to prepare */
-    const char *prepare_sql;           /* ... and its SQL */
+    const hy_db_stmt_t *prepare;       /* for an internal PREPARE: the statement to prepare */
+    size_t lazy_index;                 /* for an internal PREPARE of a registered statement: its index (else SIZE_MAX) */
     char **values;                     /* copies of the parameters (one malloc with the strings) */
     int nvalues;                       /* number of values */
     hy_db_cb cb;                       /* NULL once abandoned */
@@ -72,21 +72,22 @@ struct st_hy_db_query_t {
 };
 
 struct st_conn_t {
-    PGconn *pg;                /* the libpq connection */
-    h2o_socket_t *sock;        /* its socket on the holder's loop (NULL while detached) */
-    int fd;                    /* the fd sock was made from */
-    hy_db_pool_t *pool;        /* owner pool */
-    hy_db_local_t *holder;     /* thread holding it, NULL while detached in the idle list */
-    conn_state_t state;        /* see above */
-    int handoff;               /* take no more queries: give it away when drained */
-    int busy;                  /* counted in pool->num_busy (has statements in flight) */
-    int waiting_write;         /* notify_write pending */
-    uint64_t created_at;       /* monotonic ms */
-    uint64_t idle_since;       /* monotonic ms of the last time it drained */
-    uint64_t connect_deadline; /* while connecting */
-    h2o_linklist_t inflight;   /* hy_db_query_t sent and unanswered, in order */
-    size_t ninflight;          /* length of inflight (internal PREPAREs included) */
-    h2o_linklist_t link;       /* in holder->conns or pool->idle */
+    PGconn *pg;                              /* the libpq connection */
+    h2o_socket_t *sock;                      /* its socket on the holder's loop (NULL while detached) */
+    int fd;                                  /* the fd sock was made from */
+    hy_db_pool_t *pool;                      /* owner pool */
+    hy_db_local_t *holder;                   /* thread holding it, NULL while detached in the idle list */
+    conn_state_t state;                      /* see above */
+    int handoff;                             /* take no more queries: give it away when drained */
+    int busy;                                /* counted in pool->num_busy (has statements in flight) */
+    int waiting_write;                       /* notify_write pending */
+    uint64_t created_at;                     /* monotonic ms */
+    uint64_t idle_since;                     /* monotonic ms of the last time it drained */
+    uint64_t connect_deadline;               /* while connecting */
+    h2o_linklist_t inflight;                 /* hy_db_query_t sent and unanswered, in order */
+    uint64_t prepared[HY_DB_MAX_STMTS / 64]; /* registered statements prepared (or being prepared) here, by index */
+    size_t ninflight;                        /* length of inflight (internal PREPAREs included) */
+    h2o_linklist_t link;                     /* in holder->conns or pool->idle */
 };
 
 struct st_hy_db_local_t {
@@ -114,41 +115,42 @@ typedef struct st_message_t {
 } message_t;
 
 struct st_hy_db_pool_t {
-    hy_db_settings_t settings;           /* copy (keywords/values arrays referenced, owned by the caller) */
-    const hy_db_stmt_t *const *stmts;    /* statements prepared on each connection */
-    size_t nstmts;                       /* number of statements */
-    char *statement_timeout_opt;         /* "-c statement_timeout=..." for the options keyword, or NULL */
-    const char **kw;                     /* keywords actually passed to libpq (settings + application_name + options) */
-    const char **vals;                   /* their values */
-    pthread_mutex_t lock;                /* guards everything below */
-    size_t num_open;                     /* connections open or opening */
-    size_t num_busy;                     /* held connections carrying queries */
-    h2o_linklist_t idle;                 /* detached idle conn_t, most recent last */
-    size_t num_idle;                     /* length of idle */
-    hy_db_local_t **waiters;             /* FIFO of threads waiting for a connection (ring of nthreads) */
-    size_t waiters_head, waiters_count;  /* ring indexes */
-    hy_db_local_t **locals;              /* attached threads by index */
-    size_t nthreads;                     /* number of threads */
-    uint64_t next_attempt_at;            /* no new connection before this (backoff after failures) */
-    uint64_t backoff_ms;                 /* current backoff */
-    _Atomic size_t num_ready;            /* established connections (for readiness) */
-    _Atomic int healthy;                 /* the latest connection attempt succeeded and none was lost since */
-    _Atomic size_t num_waiting_threads;  /* waiters_count, readable without the lock */
-    _Atomic size_t num_pending;          /* queries waiting, all threads */
-    _Atomic uint64_t acquire_timeouts;   /* counter */
-    _Atomic uint64_t connect_errors;     /* counter */
-    hy_db_observer_t observer;           /* metrics hooks (callbacks may be NULL) */
-    uint64_t consecutive_failures;       /* connection attempts failed in a row (for the circuit breaker) */
-    _Atomic uint64_t breaker_open_until; /* monotonic ms until which statements fail fast (0: closed) */
-    _Atomic uint64_t breaker_opened;     /* times the circuit opened */
-    pthread_t canceller;                 /* sends PQcancel requests, which block, off the event threads */
-    pthread_mutex_t cancel_lock;         /* guards cancel_queue */
-    pthread_cond_t cancel_cond;          /* signals the canceller */
-    PGcancel *cancel_queue[64];          /* pending cancel requests */
-    size_t ncancel;                      /* number pending */
-    int cancel_stop;                     /* the canceller should exit */
-    _Atomic uint64_t cancels_sent;       /* cancel requests sent */
-    _Atomic uint64_t cancels_requested;  /* cancel requests queued (some may still be on their way) */
+    hy_db_settings_t settings;                  /* copy (keywords/values arrays referenced, owned by the caller) */
+    const hy_db_stmt_t *stmts[HY_DB_MAX_STMTS]; /* known statements: the first neager from hy_db_pool_create */
+    _Atomic size_t nstmts;                      /* number of them (slots below it are never written again) */
+    size_t neager;                              /* prepared when a connection opens; the rest on first use */
+    char *session_options;                      /* the options keyword: fixed session settings (DateStyle, TimeZone, ...) */
+    const char **kw;                            /* keywords actually passed to libpq (settings + application_name + options) */
+    const char **vals;                          /* their values */
+    pthread_mutex_t lock;                       /* guards everything below */
+    size_t num_open;                            /* connections open or opening */
+    size_t num_busy;                            /* held connections carrying queries */
+    h2o_linklist_t idle;                        /* detached idle conn_t, most recent last */
+    size_t num_idle;                            /* length of idle */
+    hy_db_local_t **waiters;                    /* FIFO of threads waiting for a connection (ring of nthreads) */
+    size_t waiters_head, waiters_count;         /* ring indexes */
+    hy_db_local_t **locals;                     /* attached threads by index */
+    size_t nthreads;                            /* number of threads */
+    uint64_t next_attempt_at;                   /* no new connection before this (backoff after failures) */
+    uint64_t backoff_ms;                        /* current backoff */
+    _Atomic size_t num_ready;                   /* established connections (for readiness) */
+    _Atomic int healthy;                        /* the latest connection attempt succeeded and none was lost since */
+    _Atomic size_t num_waiting_threads;         /* waiters_count, readable without the lock */
+    _Atomic size_t num_pending;                 /* queries waiting, all threads */
+    _Atomic uint64_t acquire_timeouts;          /* counter */
+    _Atomic uint64_t connect_errors;            /* counter */
+    hy_db_observer_t observer;                  /* metrics hooks (callbacks may be NULL) */
+    uint64_t consecutive_failures;              /* connection attempts failed in a row (for the circuit breaker) */
+    _Atomic uint64_t breaker_open_until;        /* monotonic ms until which statements fail fast (0: closed) */
+    _Atomic uint64_t breaker_opened;            /* times the circuit opened */
+    pthread_t canceller;                        /* sends PQcancel requests, which block, off the event threads */
+    pthread_mutex_t cancel_lock;                /* guards cancel_queue */
+    pthread_cond_t cancel_cond;                 /* signals the canceller */
+    PGcancel *cancel_queue[64];                 /* pending cancel requests */
+    size_t ncancel;                             /* number pending */
+    int cancel_stop;                            /* the canceller should exit */
+    _Atomic uint64_t cancels_sent;              /* cancel requests sent */
+    _Atomic uint64_t cancels_requested;         /* cancel requests queued (some may still be on their way) */
 };
 
 typedef struct st_req_link_t {
@@ -435,6 +437,19 @@ static int conn_flush(conn_t *c)
 static int conn_send(conn_t *c, hy_db_query_t *q)
 {
     int ok;
+    size_t idx = q->stmt_index;
+    if (q->stmt != NULL && idx >= c->pool->neager && idx < HY_DB_MAX_STMTS &&
+        (c->prepared[idx / 64] & (UINT64_C(1) << idx % 64)) == 0) {
+        /* a registered statement not yet on this connection: its PREPARE goes first, in the same pipeline */
+        hy_db_query_t *p = hy_xcalloc(1, sizeof(*p));
+        p->prepare = q->stmt;
+        p->lazy_index = idx;
+        if (conn_send(c, p) != 0) {
+            query_free(p);
+            return -1;
+        }
+        c->prepared[idx / 64] |= UINT64_C(1) << idx % 64;
+    }
     if (q->stmt != NULL) {
         ok = PQsendQueryPrepared(c->pg, q->stmt->name, q->nvalues, (const char *const *)q->values, NULL, NULL, 0);
         q->sent = 1;
@@ -442,7 +457,8 @@ static int conn_send(conn_t *c, hy_db_query_t *q)
         if (q->attempts++ == 0 && c->pool->observer.acquired != NULL)
             c->pool->observer.acquired(c->pool->observer.data, c->holder->index, (double)(q->sent_ns - q->submitted_ns) / 1e9);
     } else {
-        ok = PQsendPrepare(c->pg, q->prepare_name, q->prepare_sql, 0, NULL);
+        ok = PQsendPrepare(c->pg, q->prepare->name, q->prepare->sql, q->prepare->param_types != NULL ? q->prepare->nparams : 0,
+                           q->prepare->param_types);
     }
     if (!ok || !PQpipelineSync(c->pg))
         return -1;
@@ -504,11 +520,16 @@ static int conn_read(conn_t *c)
             if (q->stmt == NULL) {
                 int failed = q->res == NULL || PQresultStatus(q->res) != PGRES_COMMAND_OK;
                 if (failed) {
-                    hy_log("error", NULL, "database: cannot prepare \"%s\": %s", q->prepare_name,
+                    hy_log("error", NULL, "database: cannot prepare \"%s\": %s",
+                           q->prepare->label != NULL ? q->prepare->label : q->prepare->name,
                            q->res != NULL ? PQresultErrorMessage(q->res) : "no result\n");
-                    query_free(q);
-                    conn_fail(c, "prepare failed");
-                    return -1;
+                    if (q->lazy_index == SIZE_MAX) {
+                        query_free(q);
+                        conn_fail(c, "prepare failed");
+                        return -1;
+                    }
+                    /* a registered statement: its run that follows fails on its own; try again on its next run */
+                    c->prepared[q->lazy_index / 64] &= ~(UINT64_C(1) << q->lazy_index % 64);
                 }
                 query_free(q);
                 if (c->ninflight == 0 && c->state == CONN_PREPARING) {
@@ -570,16 +591,16 @@ static int conn_start_prepare(conn_t *c)
     if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1)
         return -1;
     c->state = CONN_PREPARING;
-    for (size_t i = 0; i != pool->nstmts; ++i) {
+    for (size_t i = 0; i != pool->neager; ++i) {
         hy_db_query_t *q = hy_xcalloc(1, sizeof(*q));
-        q->prepare_name = pool->stmts[i]->name;
-        q->prepare_sql = pool->stmts[i]->sql;
+        q->prepare = pool->stmts[i];
+        q->lazy_index = SIZE_MAX;
         if (conn_send(c, q) != 0) {
             query_free(q);
             return -1;
         }
     }
-    if (pool->nstmts == 0) {
+    if (pool->neager == 0) {
         c->state = CONN_READY;
         atomic_fetch_add(&pool->num_ready, 1);
     }
@@ -984,15 +1005,17 @@ static void *canceller_main(void *arg);
 
 hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_stmt_t *const *stmts, size_t nstmts, size_t nthreads)
 {
-    if (settings->max_open == 0 || nthreads == 0)
+    if (settings->max_open == 0 || nthreads == 0 || nstmts > HY_DB_MAX_STMTS)
         return NULL;
     hy_pq_require();
     hy_db_pool_t *pool = hy_xcalloc(1, sizeof(*pool));
     pool->settings = *settings;
     if (pool->settings.pipeline_depth == 0)
         pool->settings.pipeline_depth = 16;
-    pool->stmts = stmts;
-    pool->nstmts = nstmts;
+    for (size_t i = 0; i != nstmts; ++i)
+        pool->stmts[i] = stmts[i];
+    pool->neager = nstmts;
+    atomic_init(&pool->nstmts, nstmts);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_mutex_init(&pool->cancel_lock, NULL);
     pthread_cond_init(&pool->cancel_cond, NULL);
@@ -1012,6 +1035,9 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
         ++n;
     pool->kw = hy_xcalloc(n + 3, sizeof(char *));
     pool->vals = hy_xcalloc(n + 3, sizeof(char *));
+    /* a fixed session: ISO dates in UTC and hex bytea, so the `sql` routes' JSON does not depend on the server's
+     * defaults (the C handlers format their own columns) */
+    char opts[200] = "-c DateStyle=ISO,MDY -c TimeZone=UTC -c bytea_output=hex -c client_encoding=UTF8";
     size_t k = 0;
     int has_app = 0;
     for (size_t i = 0; i != n; ++i) {
@@ -1024,16 +1050,56 @@ hy_db_pool_t *hy_db_pool_create(const hy_db_settings_t *settings, const hy_db_st
         pool->kw[k] = "application_name";
         pool->vals[k++] = "hydrant";
     }
-    if (settings->statement_timeout_ms != 0) {
-        char buf[64];
-        snprintf(buf, sizeof(buf), "-c statement_timeout=%llu", (unsigned long long)settings->statement_timeout_ms);
-        pool->statement_timeout_opt = strdup(buf);
-        pool->kw[k] = "options";
-        pool->vals[k++] = pool->statement_timeout_opt;
-    }
+    if (settings->statement_timeout_ms != 0)
+        snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts), " -c statement_timeout=%llu",
+                 (unsigned long long)settings->statement_timeout_ms);
+    pool->session_options = hy_xstrdup(opts);
+    pool->kw[k] = "options";
+    pool->vals[k++] = pool->session_options;
     pool->kw[k] = NULL;
     pool->vals[k] = NULL;
     return pool;
+}
+
+const hy_db_stmt_t *hy_db_pool_register(hy_db_pool_t *pool, const hy_db_stmt_t *stmt)
+{
+    const hy_db_stmt_t *found = NULL;
+    pthread_mutex_lock(&pool->lock);
+    size_t n = atomic_load_explicit(&pool->nstmts, memory_order_relaxed);
+    for (size_t i = 0; i != n && found == NULL; ++i)
+        if (strcmp(pool->stmts[i]->name, stmt->name) == 0)
+            found = pool->stmts[i];
+    if (found == NULL && n != HY_DB_MAX_STMTS) {
+        /* one allocation: the struct, the types, then the strings */
+        size_t nl = strlen(stmt->name) + 1, sl = strlen(stmt->sql) + 1, ll = stmt->label != NULL ? strlen(stmt->label) + 1 : 0;
+        size_t tl = stmt->param_types != NULL ? sizeof(unsigned) * (size_t)stmt->nparams : 0;
+        hy_db_stmt_t *copy = hy_xmalloc(sizeof(*copy) + tl + nl + sl + ll);
+        char *p = (char *)(copy + 1);
+        *copy = *stmt;
+        if (tl != 0) {
+            memcpy(p, stmt->param_types, tl);
+            copy->param_types = (const unsigned *)p;
+            p += tl;
+        }
+        copy->name = memcpy(p, stmt->name, nl);
+        copy->sql = memcpy(p + nl, stmt->sql, sl);
+        copy->label = ll != 0 ? memcpy(p + nl + sl, stmt->label, ll) : NULL;
+        pool->stmts[n] = copy;
+        atomic_store_explicit(&pool->nstmts, n + 1, memory_order_release);
+        found = copy;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return found;
+}
+
+size_t hy_db_pool_nstmts(hy_db_pool_t *pool)
+{
+    return atomic_load_explicit(&pool->nstmts, memory_order_acquire);
+}
+
+const hy_db_stmt_t *hy_db_pool_stmt(hy_db_pool_t *pool, size_t index)
+{
+    return index < hy_db_pool_nstmts(pool) ? pool->stmts[index] : NULL;
 }
 
 hy_db_local_t *hy_db_local_attach(hy_db_pool_t *pool, size_t index, h2o_loop_t *loop, h2o_multithread_queue_t *queue)
@@ -1117,7 +1183,9 @@ void hy_db_pool_free(hy_db_pool_t *pool)
     for (size_t i = 0; i != pool->nthreads; ++i)
         free(pool->locals[i]);
     pthread_mutex_destroy(&pool->lock);
-    free(pool->statement_timeout_opt);
+    for (size_t i = pool->neager; i != atomic_load(&pool->nstmts); ++i)
+        free((void *)pool->stmts[i]); /* the copies hy_db_pool_register made */
+    free(pool->session_options);
     free(pool->kw);
     free(pool->vals);
     free(pool->waiters);
@@ -1168,7 +1236,8 @@ hy_db_query_t *hy_db_submit(hy_db_local_t *local, const hy_db_stmt_t *stmt, cons
     q->nvalues = nvalues;
     q->acquire_timer.cb = on_acquire_timeout;
     q->submitted_ns = now_ns();
-    while (q->stmt_index < pool->nstmts && pool->stmts[q->stmt_index] != stmt)
+    size_t nstmts = atomic_load_explicit(&pool->nstmts, memory_order_acquire);
+    while (q->stmt_index < nstmts && pool->stmts[q->stmt_index] != stmt)
         ++q->stmt_index;
     if (nvalues != 0) {
         q->values = hy_xmalloc(total);

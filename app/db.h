@@ -25,13 +25,19 @@ typedef struct st_hy_db_settings_t {
     uint64_t breaker_cooldown_ms;  /* how long an open circuit fails statements at once before letting a probe through */
 } hy_db_settings_t;
 
-/* A statement prepared once on every connection. Declare them static; register before hy_db_pool_create. */
+/* A statement prepared on every connection. The C handlers' statements are static and given to hy_db_pool_create
+ * (prepared as soon as a connection opens); the `sql` routes' statements come from the configuration and are added
+ * with hy_db_pool_register (prepared on a connection the first time they run there). */
 typedef struct st_hy_db_stmt_t {
-    const char *name; /* prepared statement name, unique in the process */
-    const char *sql;  /* parameterised SQL ($1 .. $n), never built from request input */
-    int nparams;      /* number of parameters */
-    int idempotent;   /* 1: safe to retry once on another connection when its connection dies (reads) */
+    const char *name;            /* prepared statement name, unique in the process */
+    const char *sql;             /* parameterised SQL ($1 .. $n), never built from request input */
+    int nparams;                 /* number of parameters */
+    int idempotent;              /* 1: safe to retry once on another connection when its connection dies (reads) */
+    const unsigned *param_types; /* NULL: PostgreSQL infers the parameter types; else nparams type OIDs */
+    const char *label;           /* the `statement` label of its metrics; NULL: name */
 } hy_db_stmt_t;
+
+#define HY_DB_MAX_STMTS 1024 /* statements one pool can know, those added by reloads included */
 
 /* ---- results ---------------------------------------------------------------------------------------------------------- */
 
@@ -69,6 +75,17 @@ hy_db_local_t *hy_db_local_attach(hy_db_pool_t *pool, size_t index, h2o_loop_t *
 
 /* Detaches the thread (at shutdown): fails its waiting queries with HY_DB_UNAVAILABLE and closes its connections. */
 void hy_db_local_detach(hy_db_local_t *local);
+
+/* Adds a statement to a running pool (any thread): the pool keeps its own copy and prepares it on each connection the
+ * first time it runs there, in the same pipeline as that run (no extra round trip). A statement that does not prepare
+ * fails its runs with HY_DB_QUERY_ERROR and leaves the connection healthy. A name already known returns the copy made
+ * first (names are meant to be derived from the SQL text). Returns the pool's copy, valid for the pool's life, or NULL
+ * when HY_DB_MAX_STMTS statements are known already. */
+const hy_db_stmt_t *hy_db_pool_register(hy_db_pool_t *pool, const hy_db_stmt_t *stmt);
+
+/* The number of statements the pool knows and the one at `index` (for metrics: the observer's stmt_index). */
+size_t hy_db_pool_nstmts(hy_db_pool_t *pool);
+const hy_db_stmt_t *hy_db_pool_stmt(hy_db_pool_t *pool, size_t index);
 
 /* Frees the pool after every thread detached. */
 void hy_db_pool_free(hy_db_pool_t *pool);

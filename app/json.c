@@ -150,7 +150,7 @@ enum { FAIL_NONE = 0, FAIL_DEPTH, FAIL_UTF8 };
 #define MAX_DEPTH 64 /* JSON nesting accepted in a request body (yajl's stack grows with it, in the request's pool) */
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t len)
+int hy_utf8_valid(const unsigned char *s, size_t len)
 {
     for (size_t i = 0; i < len;) {
         unsigned char c = s[i];
@@ -183,7 +183,7 @@ static int utf8_valid(const unsigned char *s, size_t len)
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
     field_parser_t *p = ctx;
-    if (!utf8_valid(s, len)) {
+    if (!hy_utf8_valid(s, len)) {
         p->failure = FAIL_UTF8;
         return 0;
     }
@@ -208,7 +208,7 @@ static int on_start_map(void *ctx)
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     field_parser_t *p = ctx;
-    if (!utf8_valid(key, len)) {
+    if (!hy_utf8_valid(key, len)) {
         p->failure = FAIL_UTF8;
         return 0;
     }

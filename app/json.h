@@ -52,6 +52,9 @@ typedef struct st_hy_json_field_t {
 int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_json_field_t *fields, size_t nfields, char *err,
                          size_t errlen);
 
+/* 1 when the bytes are strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+int hy_utf8_valid(const unsigned char *s, size_t len);
+
 /* The name of a kind for messages: "a string", "a number", "a boolean", "null", "an object", "an array", "absent". */
 const char *hy_json_kind_name(hy_json_kind_t kind);
 

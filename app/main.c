@@ -9,6 +9,8 @@
 #include "config.h"
 #include "database.h"
 #include "server.h"
+#include "log.h"
+#include "sqlroute.h"
 
 /* Exit codes: 0 ok, 1 runtime failure, 2 config or usage error. */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -139,6 +141,20 @@ static int cmd_serve(int argc, char **argv)
     hy_config_t *config = load(path);
     if (config == NULL)
         return EXIT_USAGE;
+    /* the sql routes' queries are checked against the database before serving (unless it is down: then it starts, as
+     * it does without sql routes, and the statements report their own errors) */
+    hy_diags_t diags = {0};
+    char why[512];
+    int checked = hy_sql_validate(config, &diags, why, sizeof(why));
+    if (checked < 0) {
+        hy_diags_print(&diags, stderr);
+        fprintf(stderr, "hydrant: %zu error%s in %s\n", diags.count, diags.count == 1 ? "" : "s", path);
+        hy_diags_clear(&diags);
+        hy_config_free(config);
+        return EXIT_USAGE;
+    }
+    if (checked > 0)
+        hy_log("warn", NULL, "the sql routes' queries were not checked: the database is unreachable (%s)", why);
     int ret = hy_server_run(config) == 0 ? EXIT_OK : EXIT_RUNTIME;
     hy_config_free(config);
     return ret;

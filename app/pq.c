@@ -56,6 +56,12 @@ static void load(void)
     SYM(PQconnectdbParams)
     SYM(PQconnectStartParams)
     SYM(PQcmdTuples)
+    SYM(PQprepare)
+    SYM(PQdescribePrepared)
+    SYM(PQnparams)
+    SYM(PQnfields)
+    SYM(PQfname)
+    SYM(PQftype)
 #undef SYM
 }
 

@@ -40,6 +40,12 @@ typedef struct st_hy_pq_t {
     __typeof__(PQconnectdbParams) *PQconnectdbParams;       /* libpq's PQconnectdbParams */
     __typeof__(PQconnectStartParams) *PQconnectStartParams; /* libpq's PQconnectStartParams */
     __typeof__(PQcmdTuples) *PQcmdTuples;                   /* libpq's PQcmdTuples */
+    __typeof__(PQprepare) *PQprepare;                       /* libpq's PQprepare */
+    __typeof__(PQdescribePrepared) *PQdescribePrepared;     /* libpq's PQdescribePrepared */
+    __typeof__(PQnparams) *PQnparams;                       /* libpq's PQnparams */
+    __typeof__(PQnfields) *PQnfields;                       /* libpq's PQnfields */
+    __typeof__(PQfname) *PQfname;                           /* libpq's PQfname */
+    __typeof__(PQftype) *PQftype;                           /* libpq's PQftype */
 } hy_pq_t;
 
 extern hy_pq_t hy_pq;
@@ -84,6 +90,12 @@ void hy_pq_require(void);
 #define PQconnectdbParams (hy_pq.PQconnectdbParams)
 #define PQconnectStartParams (hy_pq.PQconnectStartParams)
 #define PQcmdTuples (hy_pq.PQcmdTuples)
+#define PQprepare (hy_pq.PQprepare)
+#define PQdescribePrepared (hy_pq.PQdescribePrepared)
+#define PQnparams (hy_pq.PQnparams)
+#define PQnfields (hy_pq.PQnfields)
+#define PQfname (hy_pq.PQfname)
+#define PQftype (hy_pq.PQftype)
 #endif
 
 #endif

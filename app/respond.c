@@ -131,3 +131,15 @@ int hy_query_get(h2o_req_t *req, const char *name, h2o_iovec_t *value)
     *value = h2o_iovec_init(out, n);
     return 0;
 }
+
+int hy_req_content_is_json(h2o_req_t *req)
+{
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (ct == -1)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[ct].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ')
+        ++n;
+    return h2o_lcstris(v.base, n, H2O_STRLIT("application/json")) || (n > 5 && h2o_lcstris(v.base + n - 5, 5, H2O_STRLIT("+json")));
+}

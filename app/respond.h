@@ -33,6 +33,9 @@ void hy_respond_error_dynamic(h2o_req_t *req, int status, const char *code, cons
 extern const h2o_iovec_t hy_type_json;  /* "application/json" */
 extern const h2o_iovec_t hy_type_plain; /* "text/plain; charset=utf-8" */
 
+/* 1 when the request's Content-Type is JSON: application/json or any type ending in +json (parameters ignored). */
+int hy_req_content_is_json(h2o_req_t *req);
+
 /* Finds query-string parameter `name` in req (first occurrence) and percent-decodes its value into req->pool.
  * Returns 0 with *value set, or -1 when absent. */
 int hy_query_get(h2o_req_t *req, const char *name, h2o_iovec_t *value);

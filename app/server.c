@@ -39,6 +39,7 @@
 #include "json.h"
 #include "respond.h"
 #include "server.h"
+#include "sqlroute.h"
 
 /* ---- types ------------------------------------------------------------------------------------------------------------ */
 
@@ -713,7 +714,9 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         params = h2o_mem_alloc_pool(&req->pool, sizeof(*params) * match.nparams);
         memcpy(params, match.params, sizeof(*params) * match.nparams);
     }
-    hy_handler_fn fn = route->kind == HY_ROUTE_STATIC ? hy_static_on_req : route->handler->on_req;
+    hy_handler_fn fn = route->kind == HY_ROUTE_STATIC ? hy_static_on_req
+                       : route->kind == HY_ROUTE_SQL  ? hy_sql_on_req
+                                                      : route->handler->on_req;
     if (fn(req, route, params, match.nparams) != 0)
         hy_respond_error(req, &server->internal_error);
     return 0;
@@ -1115,8 +1118,20 @@ static int setup_database(server_t *server)
         free(stmts);
         return -1;
     }
-    server->stmts = stmts;
-    server->nstmts = n;
+    free(stmts);
+    /* the sql routes' statements join the C handlers' (prepared on first use on each connection) */
+    for (size_t i = 0; i != c->nroutes; ++i)
+        if (c->routes[i].kind == HY_ROUTE_SQL &&
+            (c->routes[i].sql->registered = hy_db_pool_register(server->db, &c->routes[i].sql->stmt)) == NULL) {
+            fprintf(stderr, "hydrant: too many sql statements (at most %d)\n", HY_DB_MAX_STMTS);
+            return -1;
+        }
+    /* what the metrics know: every statement known at start (those a reload adds are not counted) */
+    server->nstmts = hy_db_pool_nstmts(server->db);
+    server->stmts = hy_xcalloc(server->nstmts + 1, sizeof(*server->stmts));
+    for (size_t i = 0; i != server->nstmts; ++i)
+        server->stmts[i] = hy_db_pool_stmt(server->db, i);
+    n = server->nstmts;
     char where[256];
     hy_database_describe(&c->database, where, sizeof(where));
     hy_log("info", NULL, "database %s (pool: max_open=%ju, %zu statements)", where, (uintmax_t)c->database.max_open, n);
@@ -1167,6 +1182,12 @@ static void on_db_done(void *data, size_t thread, size_t stmt, hy_db_status_t st
     atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
     if (status == HY_DB_OK || status == HY_DB_QUERY_ERROR)
         hy_metrics_histogram_observe(t->metrics, server->db_query_family, stmt, seconds);
+}
+
+/* The `statement` label of a statement's metrics. */
+static const char *stmt_label(const hy_db_stmt_t *stmt)
+{
+    return stmt->label != NULL ? stmt->label : stmt->name;
 }
 
 /* Scrape-time families: build info, threads, the pool's gauges and counters, statements by outcome. */
@@ -1226,7 +1247,9 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
             uint64_t sum = 0;
             for (size_t t = 0; t != server->config->threads; ++t)
                 sum += atomic_load_explicit(&server->threads[t].db_queries[s * DB_NOUTCOMES + (size_t)o], memory_order_relaxed);
-            snprintf(labels, sizeof(labels), "statement=\"%s\",outcome=\"%s\"", server->stmts[s]->name, db_outcomes[o]);
+            char esc[512];
+            hy_metrics_escape_label_value(stmt_label(server->stmts[s]), esc, sizeof(esc));
+            snprintf(labels, sizeof(labels), "statement=\"%s\",outcome=\"%s\"", esc, db_outcomes[o]);
             hy_metrics_write_counter(w, "hydrant_db_queries_total", "Statements run, by statement and outcome.", labels,
                                      (double)sum);
         }
@@ -1249,7 +1272,7 @@ static void setup_metrics(server_t *server)
     if (server->db != NULL) {
         const char **names = hy_xcalloc(server->nstmts + 1, sizeof(*names));
         for (size_t i = 0; i != server->nstmts; ++i)
-            names[i] = server->stmts[i]->name;
+            names[i] = stmt_label(server->stmts[i]);
         if (hy_metrics_add_histogram(server->metrics, "hydrant_db_pool_acquire_seconds",
                                      "Time statements waited for a database connection.", NULL, NULL, 1, NULL, 0,
                                      &server->db_acquire_family) != 0 ||
@@ -1407,6 +1430,41 @@ static snapshot_t *snapshot_new(server_t *server, hy_config_t *config, int owned
     return s;
 }
 
+/* For a reload: validates the new config's sql routes against the database and registers their statements with the
+ * running pool. Returns 0, or -1 after logging why the reload is refused. */
+static int register_sql_routes(server_t *server, hy_config_t *n)
+{
+    size_t nsql = 0;
+    for (size_t i = 0; i != n->nroutes; ++i)
+        nsql += n->routes[i].kind == HY_ROUTE_SQL;
+    if (nsql == 0)
+        return 0;
+    if (server->db == NULL) {
+        hy_log("error", NULL,
+               "reload rejected: %s has sql routes but this process started without a database; restart to serve them", n->file);
+        return -1;
+    }
+    hy_diags_t diags = {0};
+    char why[512];
+    int r = hy_sql_validate(n, &diags, why, sizeof(why));
+    for (size_t i = 0; i != diags.count; ++i)
+        hy_log("error", NULL, "reload rejected: %s", diags.msgs[i]);
+    hy_diags_clear(&diags);
+    if (r < 0)
+        return -1;
+    if (r > 0)
+        hy_log("warn", NULL, "reload: the sql routes' queries were not checked: the database is unreachable (%s)", why);
+    for (size_t i = 0; i != n->nroutes; ++i) {
+        hy_route_t *route = &n->routes[i];
+        if (route->kind == HY_ROUTE_SQL && (route->sql->registered = hy_db_pool_register(server->db, &route->sql->stmt)) == NULL) {
+            hy_log("error", NULL, "reload rejected: %s:%u:%u: routes[%zu].sql: this process knows %d statements already; restart",
+                   n->file, route->pos.line, route->pos.col, i, HY_DB_MAX_STMTS);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Loads the config file again; when valid (and servable by what is running), publishes it. Returns 0 or -1. */
 static int reload(server_t *server)
 {
@@ -1439,6 +1497,12 @@ static int reload(server_t *server)
                 return -1;
             }
         }
+    }
+    /* the sql routes' queries must prepare on the database as it is now; the running pool then learns them */
+    if (register_sql_routes(server, n) != 0) {
+        hy_config_free(n);
+        atomic_fetch_add(&server->reloads_failed, 1);
+        return -1;
     }
     /* certificates and keys are read again (Kubernetes Secret rotation) for each listener that kept its address */
     SSL_CTX **fresh = hy_xcalloc(server->config->nlisteners, sizeof(*fresh));

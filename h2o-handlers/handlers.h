@@ -37,6 +37,14 @@ int hy_users_update_on_req(h2o_req_t *req, const hy_route_t *route, const hy_par
 int hy_users_delete_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
 int hy_users_profile_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
 
+/* The `sql:` route kind (sql.c): binds the route's parameters, runs its statement, answers the rows as JSON. */
+int hy_sql_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams);
+
+struct st_hy_db_result_t;
+/* Answers a statement that did not succeed (unavailable, overloaded, outcome unknown, timed out, or refused: 500 with the
+ * server's message logged under `what`, never sent). */
+void hy_respond_db_failure(h2o_req_t *req, const struct st_hy_db_result_t *r, const char *what);
+
 /* The statements the users handlers run, NULL-terminated. */
 extern const struct st_hy_db_stmt_t *const hy_users_stmts[];
 

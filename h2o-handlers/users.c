@@ -18,23 +18,27 @@
 #define USER_COLUMNS "id, name, email, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* SELECT id, name, email, created_at FROM users WHERE id = $1 */
-static const hy_db_stmt_t stmt_get = {"users_get", "SELECT " USER_COLUMNS " FROM users WHERE id = $1::bigint", 1, 1};
+static const hy_db_stmt_t stmt_get = {"users_get", "SELECT " USER_COLUMNS " FROM users WHERE id = $1::bigint", 1, 1, NULL, NULL};
 /* INSERT INTO users (name, email) VALUES ($1, $2) RETURNING ... */
-static const hy_db_stmt_t stmt_create = {"users_create", "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING " USER_COLUMNS,
-                                         2, 0};
+static const hy_db_stmt_t stmt_create = {
+    "users_create", "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING " USER_COLUMNS, 2, 0, NULL, NULL};
 /* keyset pagination: the page after id $1, $2 rows (the handler asks one more to know whether a next page exists) */
-static const hy_db_stmt_t stmt_list = {"users_list",
-                                       "SELECT " USER_COLUMNS " FROM users WHERE id > $1::bigint ORDER BY id LIMIT $2::int", 2, 1};
+static const hy_db_stmt_t stmt_list = {
+    "users_list", "SELECT " USER_COLUMNS " FROM users WHERE id > $1::bigint ORDER BY id LIMIT $2::int", 2, 1, NULL, NULL};
 static const hy_db_stmt_t stmt_update = {
-    "users_update", "UPDATE users SET name = $2, email = $3 WHERE id = $1::bigint RETURNING " USER_COLUMNS, 3, 0};
-static const hy_db_stmt_t stmt_delete = {"users_delete", "DELETE FROM users WHERE id = $1::bigint", 1, 0};
+    "users_update", "UPDATE users SET name = $2, email = $3 WHERE id = $1::bigint RETURNING " USER_COLUMNS, 3, 0, NULL, NULL};
+static const hy_db_stmt_t stmt_delete = {"users_delete", "DELETE FROM users WHERE id = $1::bigint", 1, 0, NULL, NULL};
 /* the profile's other two branches */
 static const hy_db_stmt_t stmt_orders = {
     "users_orders",
     "SELECT id, total_cents, status, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM orders "
     "WHERE user_id = $1::bigint ORDER BY created_at DESC, id DESC LIMIT 10",
-    1, 1};
-static const hy_db_stmt_t stmt_prefs = {"users_prefs", "SELECT data::text FROM preferences WHERE user_id = $1::bigint", 1, 1};
+    1,
+    1,
+    NULL,
+    NULL};
+static const hy_db_stmt_t stmt_prefs = {"users_prefs", "SELECT data::text FROM preferences WHERE user_id = $1::bigint", 1, 1, NULL,
+                                        NULL};
 
 const hy_db_stmt_t *const hy_users_stmts[] = {&stmt_get,    &stmt_create, &stmt_list,  &stmt_update,
                                               &stmt_delete, &stmt_orders, &stmt_prefs, NULL};
@@ -44,29 +48,10 @@ const hy_db_stmt_t *const hy_users_stmts[] = {&stmt_get,    &stmt_create, &stmt_
 /* Answers a failed statement. `what` names the operation for the log. The server's message never reaches the client. */
 static void respond_db_error(h2o_req_t *req, const hy_db_result_t *r, const char *what)
 {
-    switch (r->status) {
-    case HY_DB_QUERY_ERROR:
-        if (strcmp(r->sqlstate, "23505") == 0) {
-            hy_respond_error_dynamic(req, 409, "email_taken", "a user with this email already exists");
-            return;
-        }
-        if (strcmp(r->sqlstate, "57014") == 0) { /* query_canceled: statement_timeout */
-            hy_respond_error_dynamic(req, 504, "database_timeout", "the database did not answer in time");
-            return;
-        }
-        hy_log("error", hy_req_id(req), "database: %s failed: SQLSTATE %s: %s", what, r->sqlstate, r->message);
-        hy_respond_error_dynamic(req, 500, "database_error", "the database rejected the request");
-        return;
-    case HY_DB_UNKNOWN_OUTCOME:
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        hy_respond_error_dynamic(req, 503, "outcome_unknown",
-                                 "the database connection was lost after the write was sent; it may or may not have been applied");
-        return;
-    default:
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        hy_respond_error_dynamic(req, 503, "database_unavailable", "the database is unavailable; try again");
-        return;
-    }
+    if (r->status == HY_DB_QUERY_ERROR && strcmp(r->sqlstate, "23505") == 0)
+        hy_respond_error_dynamic(req, 409, "email_taken", "a user with this email already exists");
+    else
+        hy_respond_db_failure(req, r, what);
 }
 
 /* ---- rendering -------------------------------------------------------------------------------------------------------- */
@@ -117,17 +102,7 @@ static char *trim(h2o_iovec_t v, size_t *len)
  * (400/413/415) and returns -1. */
 static int read_user_body(h2o_req_t *req, const char **name, const char **email)
 {
-    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    int json = 0;
-    if (ct != -1) {
-        h2o_iovec_t v = req->headers.entries[ct].value;
-        size_t n = 0;
-        while (n < v.len && v.base[n] != ';' && v.base[n] != ' ')
-            ++n;
-        json = h2o_lcstris(v.base, n, H2O_STRLIT("application/json")) ||
-               (n > 5 && h2o_lcstris(v.base + n - 5, 5, H2O_STRLIT("+json")));
-    }
-    if (!json) {
+    if (!hy_req_content_is_json(req)) {
         hy_respond_error_dynamic(req, 415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)");
         return -1;
     }

@@ -10,11 +10,13 @@
 
 /* ---- fixture: a pool with N event-loop threads ------------------------------------------------------------------------ */
 
-static const hy_db_stmt_t stmt_add = {"t_add", "SELECT $1::int + 1", 1, 1};
-static const hy_db_stmt_t stmt_sleep = {"t_sleep", "SELECT pg_sleep($1::float8), pg_backend_pid()", 1, 1};
-static const hy_db_stmt_t stmt_fail = {"t_fail", "SELECT 1 / $1::int", 1, 0};
+static const hy_db_stmt_t stmt_add = {"t_add", "SELECT $1::int + 1", 1, 1, NULL, NULL};
+static const hy_db_stmt_t stmt_sleep = {"t_sleep", "SELECT pg_sleep($1::float8), pg_backend_pid()", 1, 1, NULL, NULL};
+static const hy_db_stmt_t stmt_fail = {"t_fail", "SELECT 1 / $1::int", 1, 0, NULL, NULL};
 static const hy_db_stmt_t stmt_count = {
-    "t_count", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hydrant' AND datname = current_database()", 0, 1};
+    "t_count", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hydrant' AND datname = current_database()",
+    0,         1,
+    NULL,      NULL};
 static const hy_db_stmt_t *const stmts[] = {&stmt_add, &stmt_sleep, &stmt_fail, &stmt_count};
 
 typedef struct st_loop_t {
