@@ -1225,6 +1225,8 @@ static int on_sql_query(parse_t *p, const directive_t *d, const hy_ynode_t *key,
         return -1;
     if (sql->query[0] == '\0' || strspn(sql->query, " \t\r\n") == strlen(sql->query)) {
         error_at(p, value, "the query is empty");
+        free(sql->query);
+        sql->query = NULL; /* not checked further */
         return -1;
     }
     return 0;
@@ -1415,9 +1417,12 @@ static void finish_sql_route(parse_t *p, route_state_t *rs, const hy_ynode_t *it
     if (sql->query != NULL && p->nerrors == errors_before) {
         size_t saved2 = push_key(p, "query");
         int used = hy_sql_max_placeholder(sql->query);
-        if ((size_t)used != sql->nparams)
-            error_pos(p, sql->query_pos, "the query uses %s$%d but params lists %zu value%s",
-                      used == 0 ? "no parameter (highest " : "", used, sql->nparams, sql->nparams == 1 ? "" : "s");
+        if (used == 0 && sql->nparams != 0)
+            error_pos(p, sql->query_pos, "the query uses no parameter but params lists %zu value%s", sql->nparams,
+                      sql->nparams == 1 ? "" : "s");
+        else if ((size_t)used != sql->nparams)
+            error_pos(p, sql->query_pos, "the query uses $%d but params lists %zu value%s", used, sql->nparams,
+                      sql->nparams == 1 ? "" : "s");
         pop_key(p, saved2);
     }
     if (sql->has_body_params && (route->methods & (HY_METHOD_POST | HY_METHOD_PUT | HY_METHOD_PATCH)) == 0)
@@ -1426,7 +1431,17 @@ static void finish_sql_route(parse_t *p, route_state_t *rs, const hy_ynode_t *it
         sql->status = sql->result == HY_SQL_RESULT_NONE ? 204 : 200;
     if (sql->idempotent < 0)
         sql->idempotent = sql->query != NULL && hy_sql_is_select(sql->query);
-    hy_sql_finish(sql, route->path != NULL ? route->path : "");
+    /* routes on one path have disjoint methods, so the first method and the path name the statement uniquely */
+    const char *method = "GET";
+    for (size_t i = 0; i != NMETHODS; ++i)
+        if ((route->methods & method_names[i].bit) != 0) {
+            method = method_names[i].name;
+            break;
+        }
+    char label[600];
+    snprintf(label, sizeof(label), "sql:%s %s", method, route->path != NULL ? route->path : "");
+    if (sql->query != NULL) /* a missing query has been reported; the model is not used */
+        hy_sql_finish(sql, label);
     pop_key(p, saved);
 }
 

@@ -305,7 +305,7 @@ int hy_sql_max_placeholder(const char *q)
     return max;
 }
 
-void hy_sql_finish(hy_sql_t *sql, const char *route_path)
+void hy_sql_finish(hy_sql_t *sql, const char *label)
 {
     sql->param_types = hy_xcalloc(sql->nparams + 1, sizeof(unsigned));
     uint64_t h = hy_config_hash(sql->query, strlen(sql->query));
@@ -314,9 +314,7 @@ void hy_sql_finish(hy_sql_t *sql, const char *route_path)
         h = (h ^ sql->param_types[i]) * UINT64_C(1099511628211);
     }
     snprintf(sql->stmt_name, sizeof(sql->stmt_name), "hy_sql_%016" PRIx64, h);
-    size_t len = strlen(route_path) + 5;
-    sql->label = hy_xmalloc(len);
-    snprintf(sql->label, len, "sql:%s", route_path);
+    sql->label = hy_xstrdup(label);
     sql->stmt = (hy_db_stmt_t){sql->stmt_name, sql->query, (int)sql->nparams, sql->idempotent, sql->param_types, sql->label};
 }
 
@@ -481,25 +479,36 @@ int hy_sql_value_check(const hy_sql_param_t *p, const char *v, size_t len, char 
 
 size_t hy_sql_rfc3339(const char *v, size_t len, char *out)
 {
-    memcpy(out, v, len);
-    if (len > 10 && out[10] == ' ')
-        out[10] = 'T';
-    /* the zone: "+00" (UTC) becomes Z, "+05" gets ":00", "+05:30" stays; a BC date or "infinity" is left as it is */
-    size_t i = len;
-    while (i > 19 && out[i - 1] != '+' && out[i - 1] != '-')
-        --i;
-    if (i <= 19 || len < 19 || out[10] != 'T')
+    /* ISO output is "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]"; anything else (BC dates, infinity, years past 9999) as is */
+    if (len < 19 || v[4] != '-' || v[7] != '-' || v[10] != ' ' || v[13] != ':' || v[16] != ':') {
+        memcpy(out, v, len);
         return len;
-    size_t zlen = len - i; /* after the sign */
-    if (zlen == 2 && memcmp(out + i, "00", 2) == 0) {
-        out[i - 1] = 'Z';
-        return i;
     }
-    if (zlen == 2) {
-        memcpy(out + len, ":00", 3);
-        return len + 3;
+    memcpy(out, v, 19);
+    out[10] = 'T';
+    /* always microseconds, as the C handlers write them */
+    size_t i = 19, o = 19, f = 0;
+    out[o++] = '.';
+    if (i < len && v[i] == '.')
+        for (++i; i < len && v[i] >= '0' && v[i] <= '9'; ++i)
+            if (f < 6)
+                out[o++] = v[i], ++f;
+    for (; f < 6; ++f)
+        out[o++] = '0';
+    if (i == len || (v[i] != '+' && v[i] != '-')) /* a timestamp without a zone */
+        return o;
+    size_t zlen = len - i - 1;
+    if (zlen == 2 && v[i + 1] == '0' && v[i + 2] == '0') {
+        out[o++] = 'Z';
+    } else {
+        memcpy(out + o, v + i, zlen + 1);
+        o += zlen + 1;
+        if (zlen == 2) {
+            memcpy(out + o, ":00", 3);
+            o += 3;
+        }
     }
-    return len;
+    return o;
 }
 
 size_t hy_sql_bytea_base64(const char *v, size_t len, char *out)

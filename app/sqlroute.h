@@ -62,7 +62,7 @@ typedef struct st_hy_sql_t {
     int has_body_params;            /* some parameter comes from the body */
     unsigned *param_types;          /* the parameters' type OIDs */
     char stmt_name[32];             /* "hy_sql_" + a hash of the query and the types */
-    char *label;                    /* the metrics label: "sql:" + the route's path */
+    char *label;                    /* the metrics label: "sql:" + the route's first method + its path */
     hy_db_stmt_t stmt;              /* the statement (points into this struct) */
     const hy_db_stmt_t *registered; /* the pool's copy once the server registered it, else NULL */
 } hy_sql_t;
@@ -90,8 +90,9 @@ int hy_sql_is_select(const char *query);
 /* The highest $n the query uses outside literals, quoted identifiers and comments (0 when none). */
 int hy_sql_max_placeholder(const char *query);
 
-/* Fills the derived members (param_types, stmt_name, label, stmt) once the rest is parsed. */
-void hy_sql_finish(hy_sql_t *sql, const char *route_path);
+/* Fills the derived members (param_types, stmt_name, stmt) once the rest is parsed; `label` names the statement in
+ * metrics and logs ("sql:GET /api/v1/users/{id:int}"). */
+void hy_sql_finish(hy_sql_t *sql, const char *label);
 
 void hy_sql_free(hy_sql_t *sql);
 
@@ -102,8 +103,9 @@ void hy_sql_free(hy_sql_t *sql);
  * ("must be an integer from 1 to 100"). */
 int hy_sql_value_check(const hy_sql_param_t *p, const char *v, size_t len, char *out, size_t outsize, char *err, size_t errlen);
 
-/* PostgreSQL's ISO timestamptz text ("2024-05-01 12:00:00.5+00", "...+05:30") as RFC 3339 ("2024-05-01T12:00:00.5Z",
- * "...+05:30"); a timestamp without zone gets the 'T' only. Returns the length written (out holds len + 8). */
+/* PostgreSQL's ISO timestamptz text ("2024-05-01 12:00:00.5+00", "...+05:30") as RFC 3339 with microseconds
+ * ("2024-05-01T12:00:00.500000Z", "...+05:30"); a timestamp without a zone gets no zone; anything else (infinity, BC
+ * dates) is copied as it is. Returns the length written (out holds len + 12). */
 size_t hy_sql_rfc3339(const char *v, size_t len, char *out);
 
 /* bytea hex output ("\\x0102ff") as standard base64 into out (holds (len/2 + 2) / 3 * 4 + 1). Returns the length, or

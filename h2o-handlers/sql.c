@@ -157,7 +157,7 @@ static void gen_row(yajl_gen g, h2o_mem_pool_t *pool, const PGresult *res, int r
         case 1114: /* timestamp */
         case 1184: /* timestamptz */ {
             char buf[96];
-            if (len + 8 > sizeof(buf)) {
+            if (len + 12 > sizeof(buf)) {
                 yajl_gen_string(g, (const unsigned char *)v, len);
                 break;
             }
