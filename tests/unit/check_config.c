@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <openssl/ssl.h>
 #include "config.h"
+#include "sqlroute.h"
 
 #define FIXTURES "tests/fixtures/conf/"
 
@@ -1388,6 +1389,278 @@ START_TEST(test_did_you_mean)
 }
 END_TEST
 
+/* ---- sql routes ------------------------------------------------------------------------------------------------------ */
+
+/* The database variables configure a database when the file has none: unset so the runner's environment cannot leak in. */
+static void clear_db_env(void)
+{
+    static const char *const vars[] = {"DATABASE_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE"};
+    for (size_t i = 0; i != sizeof(vars) / sizeof(vars[0]); ++i)
+        unsetenv(vars[i]);
+}
+
+/* Asserts the derived statement of an sql route: its OIDs, its name, its label and the hy_db_stmt_t pointing into it. */
+static void expect_stmt(const hy_sql_t *sql, const char *label, const unsigned *oids)
+{
+    for (size_t i = 0; i != sql->nparams; ++i)
+        ck_assert_uint_eq(sql->param_types[i], oids[i]);
+    ck_assert_uint_eq(strlen(sql->stmt_name), 23); /* "hy_sql_" + 16 hex digits */
+    ck_assert_msg(strncmp(sql->stmt_name, "hy_sql_", 7) == 0 && strspn(sql->stmt_name + 7, "0123456789abcdef") == 16, "%s",
+                  sql->stmt_name);
+    ck_assert_str_eq(sql->label, label);
+    ck_assert_ptr_eq(sql->stmt.name, sql->stmt_name);
+    ck_assert_ptr_eq(sql->stmt.sql, sql->query);
+    ck_assert_int_eq(sql->stmt.nparams, (int)sql->nparams);
+    ck_assert_int_eq(sql->stmt.idempotent, sql->idempotent);
+    ck_assert_ptr_eq(sql->stmt.param_types, sql->param_types);
+    ck_assert_ptr_eq(sql->stmt.label, sql->label);
+    ck_assert_ptr_null(sql->registered);
+}
+
+static void expect_param(const hy_sql_param_t *p, hy_sql_source_t source, const char *name, hy_sql_type_t type, const char *def,
+                         int optional, unsigned line, unsigned col)
+{
+    ck_assert_int_eq(p->source, source);
+    ck_assert_str_eq(p->name, name);
+    ck_assert_int_eq(p->type, type);
+    if (def == NULL)
+        ck_assert_ptr_null(p->def);
+    else
+        ck_assert_str_eq(p->def, def);
+    ck_assert_int_eq(p->optional, optional);
+    ck_assert_uint_eq(p->pos.line, line);
+    ck_assert_uint_eq(p->pos.col, col);
+}
+
+START_TEST(test_sql_route_model)
+{
+    clear_db_env();
+    hy_config_t *c = load_ok(FIXTURES "sql_ok.yaml");
+    ck_assert_int_eq(c->has_database, 1);
+    ck_assert_uint_eq(c->nroutes, 6);
+    for (size_t i = 0; i != c->nroutes; ++i) {
+        ck_assert_int_eq(c->routes[i].kind, HY_ROUTE_SQL);
+        ck_assert_ptr_nonnull(c->routes[i].sql);
+    }
+
+    /* a path parameter takes the template's type; SELECT is retried by default */
+    const hy_route_t *r = &c->routes[0];
+    const hy_sql_t *sql = r->sql;
+    ck_assert_str_eq(r->path, "/items/{id:int}");
+    ck_assert_uint_eq(r->methods, HY_METHOD_GET | HY_METHOD_HEAD);
+    ck_assert_str_eq(sql->query, "SELECT id, name FROM items WHERE id = $1");
+    ck_assert_uint_eq(sql->query_pos.line, 13);
+    ck_assert_uint_eq(sql->query_pos.col, 14);
+    ck_assert_uint_eq(sql->nparams, 1);
+    expect_param(&sql->params[0], HY_SQL_FROM_PATH, "id", HY_SQL_INT, NULL, 0, 14, 16);
+    ck_assert_int_eq(sql->params[0].has_min + sql->params[0].has_max, 0);
+    ck_assert_int_eq(sql->result, HY_SQL_RESULT_ONE);
+    ck_assert_uint_eq(sql->max_rows, 1000);
+    ck_assert_uint_eq(sql->status, 200);
+    ck_assert_int_eq(sql->idempotent, 1);
+    ck_assert_uint_eq(sql->nerrors, 0);
+    ck_assert_int_eq(sql->has_body_params, 0);
+    expect_stmt(sql, "sql:GET /items/{id:int}", (const unsigned[]){20});
+
+    /* query parameters with bounds, defaults and '?'; a leading comment does not hide the SELECT */
+    r = &c->routes[1];
+    sql = r->sql;
+    ck_assert_str_eq(sql->query, "-- the newest first\nSELECT id, name FROM items\n"
+                                 "WHERE ($2::text IS NULL OR name = $2) AND ($3::bool IS NULL OR active = $3)\n"
+                                 "ORDER BY id DESC LIMIT $1\n");
+    ck_assert_uint_eq(sql->query_pos.line, 17);
+    ck_assert_uint_eq(sql->query_pos.col, 14);
+    ck_assert_uint_eq(sql->nparams, 3);
+    expect_param(&sql->params[0], HY_SQL_FROM_QUERY, "limit", HY_SQL_INT, "20", 0, 23, 11);
+    ck_assert_int_eq(sql->params[0].has_min, 1);
+    ck_assert_int_eq(sql->params[0].min, 1);
+    ck_assert_int_eq(sql->params[0].has_max, 1);
+    ck_assert_int_eq(sql->params[0].max, 100);
+    expect_param(&sql->params[1], HY_SQL_FROM_QUERY, "name", HY_SQL_TEXT, NULL, 1, 24, 11);
+    ck_assert_int_eq(sql->params[1].has_min, 0);
+    ck_assert_int_eq(sql->params[1].has_max, 1);
+    ck_assert_int_eq(sql->params[1].max, 40);
+    expect_param(&sql->params[2], HY_SQL_FROM_QUERY, "active", HY_SQL_BOOL, NULL, 1, 25, 11);
+    ck_assert_int_eq(sql->result, HY_SQL_RESULT_MANY);
+    ck_assert_uint_eq(sql->max_rows, 50);
+    ck_assert_uint_eq(sql->status, 200);
+    ck_assert_int_eq(sql->idempotent, 1);
+    ck_assert_int_eq(sql->has_body_params, 0);
+    expect_stmt(sql, "sql:GET /items", (const unsigned[]){20, 25, 16});
+    ck_assert_str_ne(sql->stmt_name, c->routes[0].sql->stmt_name);
+
+    /* body parameters, result none (204), INSERT is not retried, the error map in file order */
+    r = &c->routes[2];
+    sql = r->sql;
+    ck_assert_uint_eq(r->methods, HY_METHOD_POST);
+    ck_assert_uint_eq(sql->nparams, 3);
+    expect_param(&sql->params[0], HY_SQL_FROM_BODY, "name", HY_SQL_TEXT, NULL, 0, 32, 16);
+    ck_assert_int_eq(sql->params[0].min, 1);
+    ck_assert_int_eq(sql->params[0].max, 80);
+    expect_param(&sql->params[1], HY_SQL_FROM_BODY, "owner", HY_SQL_UUID, NULL, 0, 32, 39);
+    expect_param(&sql->params[2], HY_SQL_FROM_BODY, "at", HY_SQL_TIMESTAMPTZ, NULL, 0, 32, 56);
+    ck_assert_int_eq(sql->has_body_params, 1);
+    ck_assert_int_eq(sql->result, HY_SQL_RESULT_NONE);
+    ck_assert_uint_eq(sql->status, 204);
+    ck_assert_int_eq(sql->idempotent, 0);
+    ck_assert_uint_eq(sql->nerrors, 4);
+    ck_assert_str_eq(sql->errors[0].sqlstate, "23505"); /* a condition name: its code, and the name as "error" */
+    ck_assert_int_eq(sql->errors[0].status, 409);
+    ck_assert_str_eq(sql->errors[0].error, "unique_violation");
+    ck_assert_ptr_null(sql->errors[0].message);
+    ck_assert_str_eq(sql->errors[1].sqlstate, "23"); /* a class */
+    ck_assert_int_eq(sql->errors[1].status, 422);
+    ck_assert_str_eq(sql->errors[1].error, "database_error");
+    ck_assert_ptr_null(sql->errors[1].message);
+    ck_assert_str_eq(sql->errors[2].sqlstate, "23503"); /* the long form */
+    ck_assert_int_eq(sql->errors[2].status, 404);
+    ck_assert_str_eq(sql->errors[2].error, "no_such_owner");
+    ck_assert_str_eq(sql->errors[2].message, "the owner does not exist");
+    ck_assert_str_eq(sql->errors[3].sqlstate, "23P01"); /* a SQLSTATE */
+    ck_assert_int_eq(sql->errors[3].status, 409);
+    ck_assert_str_eq(sql->errors[3].error, "database_error");
+    ck_assert_str_eq(sql->errors[3].message, "overlaps");
+    expect_stmt(sql, "sql:POST /items", (const unsigned[]){25, 2950, 1184});
+
+    /* a {slug} is text; status and idempotent as written */
+    r = &c->routes[3];
+    sql = r->sql;
+    ck_assert_uint_eq(r->methods, HY_METHOD_PUT);
+    expect_param(&sql->params[0], HY_SQL_FROM_PATH, "slug", HY_SQL_TEXT, NULL, 0, 46, 16);
+    ck_assert_int_eq(sql->result, HY_SQL_RESULT_ONE);
+    ck_assert_uint_eq(sql->status, 202);
+    ck_assert_int_eq(sql->idempotent, 1);
+    expect_stmt(sql, "sql:PUT /items/{slug}/touch", (const unsigned[]){25});
+
+    /* no params; WITH is not a SELECT, so not retried unless declared */
+    sql = c->routes[4].sql;
+    ck_assert_uint_eq(sql->nparams, 0);
+    ck_assert_int_eq(sql->idempotent, 0);
+    ck_assert_uint_eq(sql->status, 200);
+    expect_stmt(sql, "sql:GET /stats", NULL);
+
+    /* idempotent: false wins over the SELECT */
+    sql = c->routes[5].sql;
+    ck_assert_int_eq(sql->idempotent, 0);
+    expect_param(&sql->params[0], HY_SQL_FROM_PATH, "id", HY_SQL_INT, NULL, 0, 55, 16);
+    ck_assert_int_eq(sql->params[0].has_min, 1);
+    ck_assert_int_eq(sql->params[0].min, 1);
+    ck_assert_int_eq(sql->params[0].has_max, 0);
+    expect_stmt(sql, "sql:GET /items/{id:int}/name", (const unsigned[]){20});
+
+    /* the summary `hydrant check` prints */
+    char *got = capture_summary(c);
+    const char *routes = strstr(got, "routes:\n");
+    ck_assert_ptr_nonnull(routes);
+    ck_assert_str_eq(routes, "routes:\n"
+                             "  GET,HEAD  /items/{id:int}       -> sql one, 1 param, status 200, retried on a lost connection\n"
+                             "  GET,HEAD  /items                -> sql many, 3 params, status 200, retried on a lost connection\n"
+                             "  POST      /items                -> sql none, 3 params, status 204\n"
+                             "  PUT       /items/{slug}/touch   -> sql one, 1 param, status 202, retried on a lost connection\n"
+                             "  GET,HEAD  /stats                -> sql one, 0 params, status 200\n"
+                             "  GET,HEAD  /items/{id:int}/name  -> sql one, 1 param, status 200\n");
+    free(got);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_sql_key_errors)
+{
+    clear_db_env();
+    expect_errors(FIXTURES "sql_keys.yaml",
+                  FIXTURES "sql_keys.yaml:11:7: routes[0].sql.results: unknown key \"results\" (did you mean \"result\"?)",
+                  FIXTURES "sql_keys.yaml:14:7: routes[1].sql: missing required key \"query\"",
+                  FIXTURES "sql_keys.yaml:17:14: routes[2].sql.query: the query is empty",
+                  FIXTURES "sql_keys.yaml:22:15: routes[3].sql.result: unknown result \"mani\" (expected one, many or none; did "
+                           "you mean \"many\"?)",
+                  FIXTURES "sql_keys.yaml:26:15: routes[4].sql.status: 404 is out of range (200-299)",
+                  FIXTURES "sql_keys.yaml:27:5: routes[5]: give one of \"handler\", \"static\" or \"sql\", not several",
+                  FIXTURES "sql_keys.yaml:34:19: routes[6].sql.idempotent: expected true or false, got \"maybe\"",
+                  FIXTURES "sql_keys.yaml:35:17: routes[6].sql.max_rows: 0 is out of range (1-100000)");
+
+    /* `sql: {}` and a query that is not there are reported once, without a parameter count on top */
+    char first[512];
+    static const char empty_sql[] = "server: {listen: [{host: 127.0.0.1, port: 8080}]}\n"
+                                    "database: {host: 127.0.0.1}\n"
+                                    "routes:\n"
+                                    "  - path: /x\n"
+                                    "    sql: {params: [query.a]}\n";
+    hy_diags_t d = {NULL, 0, 0};
+    ck_assert_ptr_null(hy_config_parse("buf.yaml", empty_sql, sizeof(empty_sql) - 1, &d));
+    ck_assert_uint_eq(d.count, 1);
+    ck_assert_str_eq(d.msgs[0], "buf.yaml:5:10: routes[0].sql: missing required key \"query\"");
+    hy_diags_clear(&d);
+    static const char not_mapping[] = "server: {listen: [{host: 127.0.0.1, port: 8080}]}\n"
+                                      "database: {host: 127.0.0.1}\n"
+                                      "routes:\n"
+                                      "  - path: /x\n"
+                                      "    sql: SELECT 1\n";
+    ck_assert_ptr_null(parse_text("buf.yaml", not_mapping, sizeof(not_mapping) - 1, first, sizeof(first)));
+    ck_assert_str_eq(first, "buf.yaml:5:10: routes[0].sql: expected a mapping, got a scalar");
+}
+END_TEST
+
+START_TEST(test_sql_param_errors)
+{
+    clear_db_env();
+    expect_errors(
+        FIXTURES "sql_params.yaml",
+        FIXTURES "sql_params.yaml:11:25: routes[0].sql.params[1]: \"query.limit:integer\": unknown type \"integer\" (expected int, "
+                 "text, bool, uuid or timestamptz)",
+        FIXTURES "sql_params.yaml:11:46: routes[0].sql.params[2]: \"header.x\": unknown source \"header\" (expected path, query "
+                 "or body)",
+        FIXTURES "sql_params.yaml:11:56: routes[0].sql.params[3]: \"path.nope\": the route's path has no parameter {nope}",
+        FIXTURES "sql_params.yaml:11:67: routes[0].sql.params[4]: \"query.n:int(5..1)\": the lower bound 5 is above the upper "
+                 "bound 1",
+        FIXTURES "sql_params.yaml:8:5: routes[0].sql: body parameters need a method with a body (methods: [POST], [PUT] or "
+                 "[PATCH])",
+        FIXTURES "sql_params.yaml:14:14: routes[1].sql.query: the query uses $3 but params lists 2 values",
+        FIXTURES "sql_params.yaml:18:14: routes[2].sql.query: the query uses no parameter but params lists 1 value",
+        FIXTURES "sql_params.yaml:20:5: routes[3].sql: body parameters need a method with a body (methods: [POST], [PUT] or "
+                 "[PATCH])",
+        FIXTURES "sql_params.yaml:27:16: routes[4].sql.params[0]: \"query.limit:int(1..100)=500\": the default \"500\" must be "
+                 "an integer from 1 to 100",
+        FIXTURES "sql_params.yaml:32:11: routes[5].sql.params[0]: expected a parameter spec such as "
+                 "query.limit:int(1..100)=20, got a mapping");
+}
+END_TEST
+
+START_TEST(test_sql_error_map_errors)
+{
+    clear_db_env();
+    expect_errors(FIXTURES "sql_error_map.yaml",
+                  FIXTURES "sql_error_map.yaml:14:9: routes[0].sql.error_map.unique_violaton: unknown condition "
+                           "\"unique_violaton\" (a PostgreSQL condition name such as unique_violation, a 5-character SQLSTATE "
+                           "such as 23505, or a 2-character class such as 23)",
+                  FIXTURES "sql_error_map.yaml:16:11: routes[0].sql.error_map.foreign_key_violation: missing \"status\"",
+                  FIXTURES "sql_error_map.yaml:17:26: routes[0].sql.error_map.check_violation: 200 is out of range (400-599)",
+                  FIXTURES "sql_error_map.yaml:18:9: routes[0].sql.error_map.2: unknown condition \"2\" (a PostgreSQL "
+                           "condition name such as unique_violation, a 5-character SQLSTATE such as 23505, or a 2-character "
+                           "class such as 23)",
+                  FIXTURES "sql_error_map.yaml:19:43: routes[0].sql.error_map.not_null_violation.mesage: unknown key "
+                           "\"mesage\" (did you mean \"message\"?)",
+                  FIXTURES "sql_error_map.yaml:20:15: routes[0].sql.error_map.23: expected an HTTP status or a mapping "
+                           "{status, error, message}, got a sequence");
+}
+END_TEST
+
+START_TEST(test_sql_needs_database)
+{
+    clear_db_env();
+    expect_errors(FIXTURES "sql_no_database.yaml",
+                  FIXTURES "sql_no_database.yaml:8:5: routes[1]: an sql route needs a database (add a \"database\" section or "
+                           "set DATABASE_URL)");
+    /* the environment may supply the database instead */
+    setenv("DB_HOST", "127.0.0.1", 1);
+    hy_config_t *c = load_ok(FIXTURES "sql_no_database.yaml");
+    ck_assert_int_eq(c->has_database, 1);
+    ck_assert_int_eq(c->routes[1].kind, HY_ROUTE_SQL);
+    ck_assert_str_eq(c->routes[1].sql->query, "SELECT 1");
+    hy_config_free(c);
+    unsetenv("DB_HOST");
+}
+END_TEST
+
 /* ---- suite ----------------------------------------------------------------------------------------------------------- */
 
 Suite *make_config_suite(void)
@@ -1436,6 +1709,11 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_static_headers);
     tcase_add_test(tc, test_bad_template_uses_router_message);
     tcase_add_test(tc, test_route_model);
+    tcase_add_test(tc, test_sql_route_model);
+    tcase_add_test(tc, test_sql_key_errors);
+    tcase_add_test(tc, test_sql_param_errors);
+    tcase_add_test(tc, test_sql_error_map_errors);
+    tcase_add_test(tc, test_sql_needs_database);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("defaults");
