@@ -480,7 +480,8 @@ int hy_sql_value_check(const hy_sql_param_t *p, const char *v, size_t len, char 
 size_t hy_sql_rfc3339(const char *v, size_t len, char *out)
 {
     /* ISO output is "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]"; anything else (BC dates, infinity, years past 9999) as is */
-    if (len < 19 || v[4] != '-' || v[7] != '-' || v[10] != ' ' || v[13] != ':' || v[16] != ':') {
+    if (len < 19 || v[4] != '-' || v[7] != '-' || v[10] != ' ' || v[13] != ':' || v[16] != ':' ||
+        memcmp(v + len - 3, " BC", 3) == 0) {
         memcpy(out, v, len);
         return len;
     }
