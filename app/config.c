@@ -1331,12 +1331,17 @@ static const char *next_segment(const char **s, size_t *len)
     return start;
 }
 
-/* The type part of a parameter segment "{name:type}" ("" for "{name}"), or NULL when the segment is a literal. */
+/* The type part of a parameter segment "{name:type}" ("" for "{name}", "..." for a catch-all "{name...}"), or NULL when
+ * the segment is a literal. */
 static const char *param_type(const char *seg, size_t len, size_t *tlen)
 {
     if (len < 2 || seg[0] != '{' || seg[len - 1] != '}')
         return NULL;
     const char *colon = memchr(seg, ':', len);
+    if (colon == NULL && len >= 5 && memcmp(seg + len - 4, "...", 3) == 0) {
+        *tlen = 3;
+        return "...";
+    }
     if (colon == NULL) {
         *tlen = 0;
         return "";
