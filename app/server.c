@@ -613,14 +613,12 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     size_t bufsize = HY_ROUTER_BUF_SIZE(path_len);
     char *buf = h2o_mem_alloc_pool(&req->pool, bufsize);
     hy_match_t match;
-    hy_match_result_t result =
-        hy_router_match(config->router, method, req->path.base, path_len, buf, bufsize, &match);
+    hy_match_result_t result = hy_router_match(config->router, method, req->path.base, path_len, buf, bufsize, &match);
     if (result == HY_MATCH_METHOD_NOT_ALLOWED && (self->admin || config->admin != NULL)) {
         /* a route this listener does not serve must not show through a 405 either: match one of its methods */
         hy_match_t probe;
         unsigned m = match.allowed & (0u - match.allowed);
-        if (hy_router_match(config->router, m, req->path.base, path_len, buf, bufsize, &probe) ==
-            HY_MATCH_OK) {
+        if (hy_router_match(config->router, m, req->path.base, path_len, buf, bufsize, &probe) == HY_MATCH_OK) {
             if (hidden_here(self, config, probe.data))
                 result = HY_MATCH_NOT_FOUND;
         }

@@ -864,10 +864,10 @@ START_TEST(rest_values_raw)
     expect_rest(r, "/api/v1/catalog/items", &a, "/items");
     expect_rest(r, "/api/v1/catalog/items/42/", &a, "/items/42/");
     expect_rest(r, "/api/v1/catalog/a%2Fb/caf%C3%A9%20x", &a, "/a%2Fb/caf%C3%A9%20x"); /* not decoded */
-    expect_rest(r, "/api/v1/catalog//x///y", &a, "/x/y");                             /* slashes collapsed */
-    expect_rest(r, "/api/v1/catalog/x/../y/./z", &a, "/y/z");                         /* dot segments resolved */
-    expect_rest(r, "/api/v1/%63atalog/x", &a, "/x");                                  /* the literal part is decoded */
-    expect_result(r, GET, "/api/v1/catalog/x/../../..", HY_MATCH_NOT_FOUND);          /* ".." leaves the prefix */
+    expect_rest(r, "/api/v1/catalog//x///y", &a, "/x/y");                              /* slashes collapsed */
+    expect_rest(r, "/api/v1/catalog/x/../y/./z", &a, "/y/z");                          /* dot segments resolved */
+    expect_rest(r, "/api/v1/%63atalog/x", &a, "/x");                                   /* the literal part is decoded */
+    expect_result(r, GET, "/api/v1/catalog/x/../../..", HY_MATCH_NOT_FOUND);           /* ".." leaves the prefix */
     expect_result(r, GET, "/api/v1/catalogue", HY_MATCH_NOT_FOUND);
     expect_result(r, GET, "/api/v1/catalog/%zz", HY_MATCH_BAD_REQUEST);
     hy_router_free(r);
@@ -933,7 +933,6 @@ START_TEST(rest_with_params_and_limits)
     hy_router_free(r);
 }
 END_TEST
-
 
 Suite *make_router_suite(void)
 {
