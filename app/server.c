@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "procstat.h"
+#include "proxy.h"
 #include "reqid.h"
 #include "db.h"
 #include "handlers.h"
@@ -88,6 +89,7 @@ struct st_hy_thread_t {
     int accepting;                       /* listeners are reading */
     int shutting_down;                   /* a shutdown message arrived */
     hy_db_local_t *db;                   /* this thread's part of the database pool, or NULL */
+    hy_proxy_local_t *proxy;             /* this thread's timers for proxy routes */
     hy_metrics_shard_t *metrics;         /* this thread's counters */
     hy_reqid_gen_t reqid;                /* request ids */
     hy_logbuf_t *log;                    /* the access log's batch, or NULL without an access log */
@@ -712,8 +714,12 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         params = h2o_mem_alloc_pool(&req->pool, sizeof(*params) * match.nparams);
         memcpy(params, match.params, sizeof(*params) * match.nparams);
     }
-    hy_handler_fn fn = route->kind == HY_ROUTE_STATIC ? hy_static_on_req : route->handler->on_req;
-    if (fn(req, route, params, match.nparams) != 0)
+    int failed;
+    if (route->kind == HY_ROUTE_PROXY)
+        failed = hy_proxy_on_req(req, thread->proxy, route, params, match.nparams);
+    else
+        failed = (route->kind == HY_ROUTE_STATIC ? hy_static_on_req : route->handler->on_req)(req, route, params, match.nparams);
+    if (failed != 0)
         hy_respond_error(req, &server->internal_error);
     return 0;
 
@@ -878,6 +884,7 @@ static void *thread_main(void *arg)
     }
     if (server->db != NULL)
         thread->db = hy_db_local_attach(server->db, thread->index, thread->ctx.loop, thread->ctx.queue);
+    thread->proxy = hy_proxy_local_new(&thread->ctx);
     start_accepting(thread);
 
     while (!thread->shutting_down)
@@ -905,6 +912,8 @@ static void *thread_main(void *arg)
         h2o_timeout_unlink(&thread->flush_entry);
         hy_logbuf_flush(thread->log);
     }
+    hy_proxy_local_free(thread->proxy);
+    thread->proxy = NULL;
     hy_json_thread_dispose();
     return NULL;
 }
@@ -1395,6 +1404,7 @@ static snapshot_t *snapshot_new(server_t *server, hy_config_t *config, int owned
     s->route_inflight = hy_xcalloc((size_t)boot->threads * (config->nroutes + 1), sizeof(size_t));
     s->config = config;
     s->owned = owned;
+    hy_proxy_bind(config);
     s->generation = generation;
     atomic_init(&s->refs, 1);
     for (size_t i = 0; i != config->nroutes; ++i) {

@@ -313,7 +313,8 @@ START_TEST(test_multiple_errors_all_reported)
         FIXTURES "multiple_errors.yaml:10:23: server.limits.max_request_body: expected a size (e.g. 512, 64KiB, 1MiB), got "
                  "\"huge\"",
         FIXTURES "multiple_errors.yaml:13:14: routes[0].handler: unknown handler \"nope\"",
-        FIXTURES "multiple_errors.yaml:14:5: routes[1]: missing \"handler\" or \"static\" (a route needs one of them)",
+        FIXTURES "multiple_errors.yaml:14:5: routes[1]: missing \"handler\", \"static\" or \"proxy\" (a route needs one of "
+                 "them)",
         FIXTURES "multiple_errors.yaml:15:5: routes[2].pth: unknown key \"pth\" (did you mean \"path\"?)",
         FIXTURES "multiple_errors.yaml:15:5: routes[2]: missing required key \"path\"");
 }
@@ -346,9 +347,11 @@ END_TEST
 START_TEST(test_handler_xor_static)
 {
     expect_errors(FIXTURES "handler_and_static.yaml",
-                  FIXTURES "handler_and_static.yaml:6:5: routes[0]: give either \"handler\" or \"static\", not both",
+                  FIXTURES "handler_and_static.yaml:6:5: routes[0]: give only one of \"handler\", \"static\" or \"proxy\" (this "
+                           "route has \"handler\" and \"static\")",
                   FIXTURES
-                  "handler_and_static.yaml:10:5: routes[1]: missing \"handler\" or \"static\" (a route needs one of them)");
+                  "handler_and_static.yaml:10:5: routes[1]: missing \"handler\", \"static\" or \"proxy\" (a route needs one of "
+                  "them)");
 }
 END_TEST
 
