@@ -68,8 +68,8 @@ static int after_ext_item(unsigned char c, int bws)
     return ST_ERROR;
 }
 
-/* One byte of a chunk line (size and extensions, up to its CR) or of the CRLF after a chunk's data. Returns the next
- * state, or ST_ERROR. */
+/* One byte of a chunk line (size and extensions, up to and including its CR), counted in d->_hex_count and, while in
+ * the size, added to d->bytes_left_in_chunk. Returns the next state, or ST_ERROR. */
 static int chunk_line_byte(struct phr_chunked_decoder *d, int st, unsigned char c)
 {
     unsigned line = (unsigned char)d->_hex_count + 1u;
