@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include "alloc.h"
+#include "chars.h"
 #include "config.h"
 #include "sqlroute.h"
 
@@ -1498,7 +1499,7 @@ static int is_token(const char *s)
         return 0;
     for (; *s != '\0'; ++s) {
         unsigned char c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL))
+        if (!hy_is_tchar(c))
             return 0;
     }
     return 1;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "chars.h"
 #include "router.h"
 
 /* ---- methods ---------------------------------------------------------------------------------------------------------- */
@@ -118,17 +119,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int is_name_start(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
@@ -209,8 +199,8 @@ static int parse_literal(const char *seg, size_t len, char **out, tseg_t *ts, ch
         if (c == '}')
             return fail(err, errlen, "unmatched \"}\" in segment \"%.*s\"", (int)len, seg);
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value((unsigned char)seg[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value((unsigned char)seg[i + 2]) : -1;
+            int hi = i + 2 < len ? hy_hex_value((unsigned char)seg[i + 1]) : -1;
+            int lo = i + 2 < len ? hy_hex_value((unsigned char)seg[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return fail(err, errlen, "bad percent-escape in segment \"%.*s\" (expected %% and two hex digits)", (int)len, seg);
             c = (unsigned char)(hi << 4 | lo);
@@ -568,7 +558,7 @@ static int normalise(const char *path, size_t len, char *buf, match_ctx_t *ctx, 
             if (ch == '%') {
                 if (q - c < 3)
                     return -1;
-                int hi = hex_value((unsigned char)c[1]), lo = hex_value((unsigned char)c[2]);
+                int hi = hy_hex_value((unsigned char)c[1]), lo = hy_hex_value((unsigned char)c[2]);
                 if (hi < 0 || lo < 0)
                     return -1;
                 ch = (unsigned char)(hi << 4 | lo);
