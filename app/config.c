@@ -12,10 +12,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <strings.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include "alloc.h"
+#include "chars.h"
 #include "config.h"
 #include "sqlroute.h"
 
@@ -49,6 +52,7 @@ enum {
     CTX_METRICS = 1u << 14,    /* metrics */
     CTX_ADMISSION = 1u << 15,  /* admission */
     CTX_SQL = 1u << 16,        /* routes[].sql */
+    CTX_PROXY = 1u << 17,      /* routes[].proxy */
 };
 
 /* The timeouts that an environment variable overrides, by slot (0: none). */
@@ -418,6 +422,9 @@ static int on_sql_result(parse_t *, const directive_t *, const hy_ynode_t *, con
 static int on_sql_uint(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_sql_idempotent(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 static int on_sql_error_map(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_route_proxy(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_proxy_upstream(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
+static int on_proxy_host(parse_t *, const directive_t *, const hy_ynode_t *, const hy_ynode_t *, void *);
 
 #define OFF(field) offsetof(hy_config_t, field)
 #define DURATION "a duration"
@@ -511,6 +518,19 @@ static const directive_t directives[] = {
         .offset = offsetof(hy_sql_t, status), .min = 200, .max = 299},
     {.name = "idempotent", .where = CTX_SQL, .kind = HY_YNODE_SCALAR, .what = "true or false", .on_parse = on_sql_idempotent},
     {.name = "error_map", .where = CTX_SQL, .kind = HY_YNODE_MAPPING, .on_parse = on_sql_error_map},
+    /* routes[].proxy (target: hy_proxy_t) */
+    {.name = "proxy", .where = CTX_ROUTE, .kind = HY_YNODE_MAPPING, .on_parse = on_route_proxy},
+    {.name = "upstream", .where = CTX_PROXY, .kind = HY_YNODE_SCALAR, .what = "an http://host:port[/prefix] URL",
+        .flags = F_REQUIRED, .on_parse = on_proxy_upstream},
+    {.name = "timeout", .where = CTX_PROXY, .kind = HY_YNODE_SCALAR, .what = DURATION, .flags = F_NONZERO,
+        .on_parse = on_duration, .offset = offsetof(hy_proxy_t, timeout_ms)},
+    {.name = "connect_timeout", .where = CTX_PROXY, .kind = HY_YNODE_SCALAR, .what = DURATION, .flags = F_NONZERO,
+        .on_parse = on_duration, .offset = offsetof(hy_proxy_t, connect_timeout_ms)},
+    {.name = "keepalive", .where = CTX_PROXY, .kind = HY_YNODE_SCALAR, .what = INTEGER, .on_parse = on_uint64,
+        .offset = offsetof(hy_proxy_t, keepalive), .min = 0, .max = 10000},
+    {.name = "idle_timeout", .where = CTX_PROXY, .kind = HY_YNODE_SCALAR, .what = DURATION, .flags = F_NONZERO,
+        .on_parse = on_duration, .offset = offsetof(hy_proxy_t, idle_timeout_ms)},
+    {.name = "host", .where = CTX_PROXY, .kind = HY_YNODE_SCALAR, .what = "preserve or upstream", .on_parse = on_proxy_host},
     /* database (strings are checked after the environment overrides are applied) */
     {.name = "database", .where = CTX_ROOT, .kind = HY_YNODE_MAPPING, .on_parse = on_database},
     {.name = "url", .where = CTX_DATABASE, .kind = HY_YNODE_SCALAR, .what = STRING, .on_parse = on_db_string,
@@ -600,6 +620,8 @@ static const char *ctx_name(unsigned ctx)
         return "routes[]";
     case CTX_STATIC:
         return "routes[].static";
+    case CTX_PROXY:
+        return "routes[].proxy";
     case CTX_DATABASE:
         return "database";
     case CTX_POOL:
@@ -1477,7 +1499,7 @@ static int is_token(const char *s)
         return 0;
     for (; *s != '\0'; ++s) {
         unsigned char c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL))
+        if (!hy_is_tchar(c))
             return 0;
     }
     return 1;
@@ -1596,12 +1618,17 @@ static const char *next_segment(const char **s, size_t *len)
     return start;
 }
 
-/* The type part of a parameter segment "{name:type}" ("" for "{name}"), or NULL when the segment is a literal. */
+/* The type part of a parameter segment "{name:type}" ("" for "{name}", "..." for a catch-all "{name...}"), or NULL when
+ * the segment is a literal. */
 static const char *param_type(const char *seg, size_t len, size_t *tlen)
 {
     if (len < 2 || seg[0] != '{' || seg[len - 1] != '}')
         return NULL;
     const char *colon = memchr(seg, ':', len);
+    if (colon == NULL && len >= 5 && memcmp(seg + len - 4, "...", 3) == 0) {
+        *tlen = 3;
+        return "...";
+    }
     if (colon == NULL) {
         *tlen = 0;
         return "";
@@ -1656,6 +1683,37 @@ static void add_route(parse_t *p, route_state_t *rs)
     p->route_added[route->index] = 1;
 }
 
+/* The keys that say what a route does; a route gives exactly one. */
+static const char *const route_kinds[] = {"handler", "static", "sql", "proxy"};
+#define NROUTE_KINDS (sizeof(route_kinds) / sizeof(route_kinds[0]))
+
+/* Returns 1 when the route mapping gives exactly one of route_kinds; otherwise reports it (none or several) and returns
+ * 0. Presence counts even when a value was bad (that has been reported already). */
+static int check_route_kind(parse_t *p, const hy_ynode_t *item)
+{
+    const char *given[NROUTE_KINDS];
+    size_t n = 0;
+    char names[128] = "", *o = names;
+
+    for (size_t k = 0; k + 1 < item->nchildren; k += 2)
+        for (size_t j = 0; j != NROUTE_KINDS; ++j)
+            if (strcmp(item->children[k]->value, route_kinds[j]) == 0)
+                given[n++] = route_kinds[j];
+    if (n == 1)
+        return 1;
+    for (size_t j = 0; j != NROUTE_KINDS; ++j)
+        o += snprintf(o, sizeof(names) - (size_t)(o - names), "%s\"%s\"",
+                      j == 0                  ? ""
+                      : j + 1 == NROUTE_KINDS ? " or "
+                                              : ", ",
+                      route_kinds[j]);
+    if (n == 0)
+        error_at(p, item, "missing %s (a route needs one of them)", names);
+    else
+        error_at(p, item, "give only one of %s (this route has \"%s\" and \"%s\")", names, given[0], given[1]);
+    return 0;
+}
+
 static int on_routes(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
 {
     hy_config_t *config = target;
@@ -1679,6 +1737,9 @@ static int on_routes(parse_t *p, const directive_t *d, const hy_ynode_t *key, co
         route->static_.status = 200;
         route->static_.content_type = hy_xstrdup(DEFAULT_CONTENT_TYPE);
         route->static_.body = hy_xstrdup("");
+        route->proxy.connect_timeout_ms = 5000;
+        route->proxy.keepalive = 64;
+        route->proxy.idle_timeout_ms = 30000;
     }
     for (size_t i = 0; i != n; ++i) {
         const hy_ynode_t *item = value->children[i];
@@ -1686,17 +1747,7 @@ static int on_routes(parse_t *p, const directive_t *d, const hy_ynode_t *key, co
         size_t saved = push_index(p, i), errors_before = p->nerrors;
         if (expect_kind(p, item, HY_YNODE_MAPPING, NULL) == 0) {
             parse_mapping(p, item, CTX_ROUTE, &rs);
-            /* presence counts even when the value was bad (that has been reported already) */
-            int kinds = 0;
-            for (size_t k = 0; k + 1 < item->nchildren; k += 2) {
-                const char *name = item->children[k]->value;
-                kinds += strcmp(name, "handler") == 0 || strcmp(name, "static") == 0 || strcmp(name, "sql") == 0;
-            }
-            if (kinds > 1)
-                error_at(p, item, "give one of \"handler\", \"static\" or \"sql\", not several");
-            else if (kinds == 0)
-                error_at(p, item, "missing \"handler\", \"static\" or \"sql\" (a route needs one of them)");
-            else if (rs.route->kind == HY_ROUTE_SQL && rs.route->sql != NULL)
+            if (check_route_kind(p, item) && rs.route->kind == HY_ROUTE_SQL && rs.route->sql != NULL)
                 finish_sql_route(p, &rs, item);
             if (p->nerrors == errors_before && rs.path_ok)
                 add_route(p, &rs);
@@ -1704,6 +1755,147 @@ static int on_routes(parse_t *p, const directive_t *d, const hy_ynode_t *key, co
         pop_key(p, saved);
     }
     return 0;
+}
+
+/* ---- proxy routes ---------------------------------------------------------------------------------------------------- */
+
+/*     proxy:
+ *       upstream: http://catalog.default.svc:8080[/prefix]   required; http only, port 80 when not written
+ *       timeout: 2s            until the upstream's response head (default: the route's deadline)
+ *       connect_timeout: 5s    until connected
+ *       keepalive: 64          connections kept for reuse (0: none)
+ *       idle_timeout: 30s      how long a kept connection may stay idle
+ *       host: upstream         or `preserve` (send the client's Host)
+ */
+
+static int on_route_proxy(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    route_state_t *rs = target;
+
+    (void)d, (void)key;
+    rs->route->kind = HY_ROUTE_PROXY;
+    return parse_mapping(p, value, CTX_PROXY, &rs->route->proxy);
+}
+
+/* Splits an upstream URL "http://host[:port][/prefix]" into px. Returns NULL, or the reason it is refused. */
+static const char *parse_upstream(const char *url, hy_proxy_t *px)
+{
+    static const char scheme[] = "http://";
+    size_t slen = sizeof(scheme) - 1;
+
+    if (strncasecmp(url, "https://", 8) == 0)
+        return "https upstreams are not supported (use http://)";
+    if (strncasecmp(url, scheme, slen) != 0)
+        return "expected an http://host:port[/prefix] URL";
+    for (const char *c = url; *c != '\0'; ++c) {
+        if (*c == '?' || *c == '#')
+            return "an upstream URL may not have a query or a fragment";
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return "an upstream URL may not contain spaces or control characters";
+    }
+    const char *auth = url + slen, *auth_end = auth + strcspn(auth, "/"), *host = auth, *host_end, *port = NULL;
+    if (memchr(auth, '@', (size_t)(auth_end - auth)) != NULL)
+        return "an upstream URL may not have user information";
+    if (*host == '[') {
+        host_end = memchr(host, ']', (size_t)(auth_end - host));
+        if (host_end == NULL)
+            return "unterminated \"[\" in the upstream's host";
+        char v6[64];
+        struct in6_addr a;
+        if ((size_t)(host_end - host - 1) >= sizeof(v6))
+            return "bad IPv6 address in the upstream's host";
+        snprintf(v6, sizeof(v6), "%.*s", (int)(host_end - host - 1), host + 1);
+        if (inet_pton(AF_INET6, v6, &a) != 1)
+            return "bad IPv6 address in the upstream's host";
+        ++host;
+        if (host_end + 1 != auth_end && host_end[1] != ':')
+            return "expected \":port\" after the upstream's IPv6 address";
+        port = host_end + 1 != auth_end ? host_end + 2 : NULL;
+    } else {
+        host_end = memchr(host, ':', (size_t)(auth_end - host));
+        if (host_end != NULL)
+            port = host_end + 1;
+        else
+            host_end = auth_end;
+        if (host_end == host)
+            return "the upstream URL has no host";
+        for (const char *c = host; c != host_end; ++c)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-'))
+                return "bad character in the upstream's host (letters, digits, \".\" and \"-\", or [IPv6])";
+    }
+    unsigned long portnum = 80;
+    if (port != NULL) {
+        if (port == auth_end)
+            return "empty port in the upstream URL";
+        portnum = 0;
+        for (const char *c = port; c != auth_end; ++c) {
+            if (*c < '0' || *c > '9' || (portnum = portnum * 10 + (unsigned long)(*c - '0')) > 65535)
+                return "the upstream's port must be 1-65535";
+        }
+        if (portnum == 0)
+            return "the upstream's port must be 1-65535";
+    }
+    size_t plen = strlen(auth_end);
+    while (plen != 0 && auth_end[plen - 1] == '/')
+        --plen;
+    px->host = hy_xmemdup(host, (size_t)(host_end - host));
+    px->port = (uint16_t)portnum;
+    px->authority = hy_xmemdup(auth, (size_t)(auth_end - auth));
+    px->prefix = hy_xmemdup(auth_end, plen);
+    return NULL;
+}
+
+static int on_proxy_upstream(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    hy_proxy_t *px = target;
+
+    (void)d, (void)key;
+    if (get_string(p, value, &px->upstream) != 0)
+        return -1;
+    const char *why = parse_upstream(px->upstream, px);
+    if (why != NULL) {
+        error_at(p, value, "%s, got %s", why, qs(p, px->upstream));
+        return -1;
+    }
+    return 0;
+}
+
+static int on_proxy_host(parse_t *p, const directive_t *d, const hy_ynode_t *key, const hy_ynode_t *value, void *target)
+{
+    static const char *const modes[] = {"preserve", "upstream"};
+    hy_proxy_t *px = target;
+    char *s = scalar_value(p, value, NULL, 0);
+
+    (void)d, (void)key;
+    if (s == NULL)
+        return -1;
+    int ret = 0;
+    if (strcmp(s, "preserve") == 0 || strcmp(s, "upstream") == 0) {
+        px->preserve_host = s[0] == 'p';
+    } else {
+        const char *suggestion = hy_did_you_mean(s, modes, 2);
+        if (suggestion != NULL)
+            error_at(p, value, "unknown host mode %s (did you mean \"%s\"?)", qs(p, s), suggestion);
+        else
+            error_at(p, value, "unknown host mode %s (expected preserve or upstream)", qs(p, s));
+        ret = -1;
+    }
+    free(s);
+    return ret;
+}
+
+/* A proxy's `timeout` defaults to its route's deadline (routes[].timeout, else server.timeouts.request, else 30s). */
+static void resolve_proxy_defaults(parse_t *p)
+{
+    hy_config_t *config = p->config;
+    for (size_t i = 0; i != config->nroutes; ++i) {
+        hy_route_t *r = &config->routes[i];
+        if (r->kind != HY_ROUTE_PROXY || r->proxy.timeout_ms != 0)
+            continue;
+        r->proxy.timeout_ms = r->timeout_ms != 0                 ? r->timeout_ms
+                              : config->timeouts.request_ms != 0 ? config->timeouts.request_ms
+                                                                 : 30000;
+    }
 }
 
 /* ---- database -------------------------------------------------------------------------------------------------------- */
@@ -2274,6 +2466,7 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     apply_database_env(&p);
     check_listeners(&p);
     check_database_routes(&p);
+    resolve_proxy_defaults(&p);
     resolve_middleware(&p);
     if (p.nerrors != 0)
         goto Error;
@@ -2347,6 +2540,10 @@ void hy_config_free(hy_config_t *config)
         }
         free(r->static_.headers);
         hy_sql_free(r->sql);
+        free(r->proxy.upstream);
+        free(r->proxy.host);
+        free(r->proxy.authority);
+        free(r->proxy.prefix);
     }
     free(config->routes);
     if (config->router != NULL)
@@ -2433,6 +2630,12 @@ void hy_config_print_summary(const hy_config_t *config, FILE *out)
             fprintf(out, "sql %s, %zu param%s, status %d%s", results[r->sql->result], r->sql->nparams,
                     r->sql->nparams == 1 ? "" : "s", (int)r->sql->status,
                     r->sql->idempotent ? ", retried on a lost connection" : "");
+        } else if (r->kind == HY_ROUTE_PROXY) {
+            const hy_proxy_t *px = &r->proxy;
+            fprintf(out, "proxy %s (timeout=%s connect_timeout=%s keepalive=%ju idle_timeout=%s host=%s)", px->upstream,
+                    hy_format_duration(px->timeout_ms, b, sizeof(b)), hy_format_duration(px->connect_timeout_ms, c, sizeof(c)),
+                    (uintmax_t)px->keepalive, hy_format_duration(px->idle_timeout_ms, d, sizeof(d)),
+                    px->preserve_host ? "preserve" : "upstream");
         } else {
             fprintf(out, "static %d %s (%zu bytes", r->static_.status, r->static_.content_type, r->static_.body_len);
             if (r->static_.nheaders != 0)

@@ -91,10 +91,26 @@ typedef struct st_hy_static_t {
     size_t nheaders;      /* number of headers */
 } hy_static_t;
 
+/* `proxy:` forwards the route's requests to an HTTP/1.1 upstream (app/proxy.c). */
+typedef struct st_hy_proxy_t {
+    char *upstream;              /* `upstream` as written ("http://catalog.default.svc:8080/v2") */
+    char *host;                  /* its host: a name, an IPv4 address or an IPv6 address without brackets */
+    uint16_t port;               /* its port (80 when not written) */
+    char *authority;             /* "host:port" as written in the URL, sent as Host unless `host: preserve` */
+    char *prefix;                /* path prefix without a trailing '/', "" for none */
+    uint64_t timeout_ms;         /* `timeout`: until the upstream's response head; default the route's deadline */
+    uint64_t connect_timeout_ms; /* `connect_timeout`: until connected; default 5s */
+    uint64_t keepalive;          /* `keepalive`: connections kept open for reuse once their request ends; default 64 */
+    uint64_t idle_timeout_ms;    /* `idle_timeout`: how long a kept connection may stay idle; default 30s */
+    int preserve_host;           /* `host: preserve` sends the client's Host; `upstream` (default) the upstream's */
+    struct st_hy_upstream_t *rt; /* the process-wide connection pool, set by hy_proxy_bind (NULL until then) */
+} hy_proxy_t;
+
 typedef enum en_hy_route_kind_t {
     HY_ROUTE_HANDLER = 0, /* `handler: NAME` */
     HY_ROUTE_STATIC,      /* `static: {...}` */
-    HY_ROUTE_SQL          /* `sql: {...}`: a parameterised query answered as JSON (sqlroute.h) */
+    HY_ROUTE_SQL,         /* `sql: {...}`: a parameterised query answered as JSON (sqlroute.h) */
+    HY_ROUTE_PROXY        /* `proxy: {...}` */
 } hy_route_kind_t;
 
 struct st_hy_sql_t;
@@ -125,11 +141,12 @@ const char *hy_mw_name(hy_mw_kind_t kind);
 typedef struct st_hy_route_t {
     char *path;                      /* the template as written, e.g. "/api/v1/users/{id:int}" */
     unsigned methods;                /* HY_METHOD_* mask; default GET|HEAD */
-    hy_route_kind_t kind;            /* which of handler/static */
+    hy_route_kind_t kind;            /* which of handler/static/proxy */
     char *handler_name;              /* for HY_ROUTE_HANDLER */
     const hy_handler_def_t *handler; /* for HY_ROUTE_HANDLER, resolved from the registry */
     hy_static_t static_;             /* for HY_ROUTE_STATIC */
     struct st_hy_sql_t *sql;         /* for HY_ROUTE_SQL (owned) */
+    hy_proxy_t proxy;                /* for HY_ROUTE_PROXY */
     hy_middleware_t middleware;      /* the middleware that run for this route (its own list, else the global one) */
     int log_excluded;                /* access_log.exclude names this route */
     uint64_t max_in_flight;          /* route's admission limit (process-wide, split over the threads); 0 = none */

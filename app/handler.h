@@ -14,12 +14,14 @@ struct st_hy_route_t;
 
 typedef enum en_hy_param_type_t {
     HY_PARAM_STRING = 0, /* `{name}`: any non-empty segment, percent-decoded */
-    HY_PARAM_INT         /* `{name:int}`: ASCII digits only, fits an int64_t */
+    HY_PARAM_INT,        /* `{name:int}`: ASCII digits only, fits an int64_t */
+    HY_PARAM_REST        /* `{name...}`: the rest of the path, raw (not decoded): "" or "/a/b%2Fc" (see router.h) */
 } hy_param_type_t;
 
 typedef struct st_hy_param_t {
     const char *name;     /* parameter name from the template; owned by the router, valid while the config lives */
-    const char *value;    /* percent-decoded value, NUL-terminated; owned by the caller's buffer (see hy_router_match) */
+    const char *value;    /* percent-decoded value (raw for HY_PARAM_REST), NUL-terminated; owned by the caller's buffer
+                           * (see hy_router_match) */
     size_t len;           /* length of value in bytes */
     int64_t ival;         /* parsed value when the parameter is `:int`, else 0 */
     hy_param_type_t type; /* the parameter's declared type */

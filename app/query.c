@@ -1,20 +1,9 @@
 /* query.c: finds one parameter of a raw query string and percent-decodes its value, without allocating. */
 #include <string.h>
+#include "chars.h"
 #include "query.h"
 
 /* ---- decoding --------------------------------------------------------------------------------------------------------- */
-
-/* Returns the value of a hex digit of either case, or -1. */
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes the `len` bytes at `v` ('+' is a space, "%XX" a byte, a malformed escape stays as it is) into out, which
  * holds at least len + 1 bytes, and NUL-terminates it. Returns the decoded length. */
@@ -24,8 +13,8 @@ static size_t decode_value(const char *v, size_t len, char *out)
     for (size_t i = 0; i != len; ++i) {
         unsigned char c = (unsigned char)v[i];
         int hi, lo;
-        if (c == '%' && len - i >= 3 && (hi = hex_value((unsigned char)v[i + 1])) >= 0 &&
-            (lo = hex_value((unsigned char)v[i + 2])) >= 0) {
+        if (c == '%' && len - i >= 3 && (hi = hy_hex_value((unsigned char)v[i + 1])) >= 0 &&
+            (lo = hy_hex_value((unsigned char)v[i + 2])) >= 0) {
             out[n++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

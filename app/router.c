@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "chars.h"
 #include "router.h"
 
 /* ---- methods ---------------------------------------------------------------------------------------------------------- */
@@ -52,7 +53,8 @@ static unsigned effective_methods(unsigned declared)
 typedef enum en_seg_kind_t {
     SEG_LITERAL = 0, /* matched byte for byte */
     SEG_INT,         /* `{name:int}` */
-    SEG_STRING       /* `{name}` */
+    SEG_STRING,      /* `{name}` */
+    SEG_REST         /* `{name...}`: the rest of the path, zero or more segments (last segment only) */
 } seg_kind_t;
 
 /* One route: a template with its methods and the caller's data. Several may end at one node (disjoint methods). */
@@ -75,6 +77,7 @@ struct st_node_t {
     size_t nliterals;   /* number of literal children */
     node_t *int_child;  /* the `{x:int}` child, or NULL */
     node_t *str_child;  /* the `{x}` child, or NULL */
+    node_t *rest_child; /* the `{x...}` child (a leaf: the routes ending in a catch-all), or NULL */
     entry_t **entries;  /* routes whose template ends here, in the order added */
     size_t nentries;    /* number of entries */
     size_t height;      /* most segments below this node on any route (prunes paths that are too deep) */
@@ -116,17 +119,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int is_name_start(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
@@ -154,6 +146,13 @@ static int parse_param(const char *seg, size_t len, char **out, tseg_t *ts, char
     const char *inner = seg + 1, *end = seg + len - 1, *colon = memchr(inner, ':', (size_t)(end - inner));
     const char *name_end = colon != NULL ? colon : end;
     size_t name_len = (size_t)(name_end - inner);
+    int rest = name_len >= 3 && memcmp(name_end - 3, "...", 3) == 0;
+
+    if (rest) {
+        if (colon != NULL)
+            return fail(err, errlen, "a catch-all parameter has no type: \"%.*s\"", (int)len, seg);
+        name_len -= 3;
+    }
 
     if (name_len == 0)
         return fail(err, errlen, "empty parameter name in \"%.*s\"", (int)len, seg);
@@ -163,7 +162,7 @@ static int parse_param(const char *seg, size_t len, char **out, tseg_t *ts, char
         if (!is_name_char((unsigned char)inner[i]))
             goto BadName;
 
-    ts->kind = SEG_STRING;
+    ts->kind = rest ? SEG_REST : SEG_STRING;
     if (colon != NULL) {
         const char *type = colon + 1;
         size_t type_len = (size_t)(end - type);
@@ -200,8 +199,8 @@ static int parse_literal(const char *seg, size_t len, char **out, tseg_t *ts, ch
         if (c == '}')
             return fail(err, errlen, "unmatched \"}\" in segment \"%.*s\"", (int)len, seg);
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value((unsigned char)seg[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value((unsigned char)seg[i + 2]) : -1;
+            int hi = i + 2 < len ? hy_hex_value((unsigned char)seg[i + 1]) : -1;
+            int lo = i + 2 < len ? hy_hex_value((unsigned char)seg[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return fail(err, errlen, "bad percent-escape in segment \"%.*s\" (expected %% and two hex digits)", (int)len, seg);
             c = (unsigned char)(hi << 4 | lo);
@@ -284,6 +283,10 @@ static int parse_template(const char *t, parsed_t *p, char *err, size_t errlen)
             }
             if (parse_param(s, seglen, &out, ts, err, errlen) != 0)
                 goto Error;
+            if (ts->kind == SEG_REST && q != end) {
+                fail(err, errlen, "a catch-all parameter \"%.*s\" must be the last segment", (int)seglen, s);
+                goto Error;
+            }
             for (size_t i = 0; i != p->nsegs; ++i) {
                 if (p->segs[i].kind != SEG_LITERAL && p->segs[i].len == ts->len && memcmp(p->segs[i].str, ts->str, ts->len) == 0) {
                     fail(err, errlen, "parameter \"%s\" appears twice", ts->str);
@@ -364,6 +367,9 @@ static node_t *child_for(node_t *n, const tseg_t *ts, int create)
     case SEG_STRING:
         slot = &n->str_child;
         break;
+    case SEG_REST:
+        slot = &n->rest_child;
+        break;
     default: {
         size_t ins = 0;
         ptrdiff_t i = find_literal(n, ts->str, ts->len, &ins);
@@ -400,6 +406,10 @@ static void free_node(node_t *n)
     if (n->str_child != NULL) {
         free_node(n->str_child);
         free(n->str_child);
+    }
+    if (n->rest_child != NULL) {
+        free_node(n->rest_child);
+        free(n->rest_child);
     }
     for (size_t i = 0; i != n->nentries; ++i) {
         entry_t *e = n->entries[i];
@@ -467,14 +477,17 @@ int hy_router_add(hy_router_t *router, const char *template_, unsigned methods, 
     e->methods = methods;
     e->data = data;
     n = &router->root;
+    /* a catch-all reaches any depth the matcher looks at */
+    int rest = p.nsegs != 0 && p.segs[p.nsegs - 1].kind == SEG_REST;
     for (size_t i = 0; i != p.nsegs; ++i) {
-        if (n->height < p.nsegs - i)
-            n->height = p.nsegs - i;
+        size_t below = rest ? HY_ROUTER_MAX_SEGMENTS : p.nsegs - i;
+        if (n->height < below)
+            n->height = below;
         const tseg_t *ts = &p.segs[i];
         if (ts->kind != SEG_LITERAL) {
             e->param_names[e->nparams] = hy_xmemdup(ts->str, ts->len);
             e->param_depth[e->nparams] = i;
-            e->param_type[e->nparams] = ts->kind == SEG_INT ? HY_PARAM_INT : HY_PARAM_STRING;
+            e->param_type[e->nparams] = ts->kind == SEG_INT ? HY_PARAM_INT : ts->kind == SEG_REST ? HY_PARAM_REST : HY_PARAM_STRING;
             ++e->nparams;
         }
         n = child_for(n, ts, 1);
@@ -496,7 +509,11 @@ Error:
 typedef struct st_match_ctx_t {
     const char *segs[HY_ROUTER_MAX_SEGMENTS]; /* decoded, NUL-terminated segments inside the caller's buf */
     size_t lens[HY_ROUTER_MAX_SEGMENTS];      /* their lengths */
+    size_t raw_at[HY_ROUTER_MAX_SEGMENTS];    /* offset of each segment's raw (undecoded) bytes in the path */
+    size_t raw_lens[HY_ROUTER_MAX_SEGMENTS];  /* their raw lengths */
     size_t nsegs;                             /* number of segments of the normalised path */
+    size_t used;                              /* bytes of buf the decoded segments take */
+    int trailing;                             /* the normalised path ends in '/' (only a catch-all or "/" match it) */
     unsigned method;                          /* the request's method bit */
     unsigned allowed;                         /* union of the methods of every template matching the path */
     const entry_t *winner;                    /* first route in precedence order that allows the method */
@@ -541,7 +558,7 @@ static int normalise(const char *path, size_t len, char *buf, match_ctx_t *ctx, 
             if (ch == '%') {
                 if (q - c < 3)
                     return -1;
-                int hi = hex_value((unsigned char)c[1]), lo = hex_value((unsigned char)c[2]);
+                int hi = hy_hex_value((unsigned char)c[1]), lo = hy_hex_value((unsigned char)c[2]);
                 if (hi < 0 || lo < 0)
                     return -1;
                 ch = (unsigned char)(hi << 4 | lo);
@@ -565,6 +582,8 @@ static int normalise(const char *path, size_t len, char *buf, match_ctx_t *ctx, 
             if (depth < HY_ROUTER_MAX_SEGMENTS) {
                 ctx->segs[depth] = buf + start;
                 ctx->lens[depth] = dlen;
+                ctx->raw_at[depth] = (size_t)(s - path);
+                ctx->raw_lens[depth] = (size_t)(q - s);
             }
             buf[w++] = '\0';
             ++depth;
@@ -574,6 +593,7 @@ static int normalise(const char *path, size_t len, char *buf, match_ctx_t *ctx, 
         s = q + 1;
     }
     *nsegs = depth;
+    ctx->used = w;
     return 0;
 }
 
@@ -581,6 +601,8 @@ static int normalise(const char *path, size_t len, char *buf, match_ctx_t *ctx, 
  * HEAD implied by GET) wins unless a route of higher precedence already did. */
 static void visit_terminal(const node_t *n, match_ctx_t *ctx)
 {
+    if (n == NULL)
+        return;
     const entry_t *pick = NULL, *via_get = NULL;
     for (size_t i = 0; i != n->nentries; ++i) {
         const entry_t *e = n->entries[i];
@@ -601,7 +623,9 @@ static void visit_terminal(const node_t *n, match_ctx_t *ctx)
 static void match_node(const node_t *n, size_t depth, match_ctx_t *ctx)
 {
     if (depth == ctx->nsegs) {
-        visit_terminal(n, ctx);
+        if (!ctx->trailing || ctx->nsegs == 0)
+            visit_terminal(n, ctx);
+        visit_terminal(n->rest_child, ctx); /* zero segments for a catch-all */
         return;
     }
     if (ctx->nsegs - depth > n->height)
@@ -616,6 +640,31 @@ static void match_node(const node_t *n, size_t depth, match_ctx_t *ctx)
         match_node(n->int_child, depth + 1, ctx);
     if (n->str_child != NULL)
         match_node(n->str_child, depth + 1, ctx);
+    visit_terminal(n->rest_child, ctx); /* lowest precedence: the rest of the path from here */
+}
+
+/* Writes the raw rest of the path from segment `depth` on into buf at ctx->used: "/" before each segment, the segments
+ * as they were sent (not decoded, dot segments resolved, repeated slashes collapsed), and "/" when the path ends in a
+ * slash; "" for nothing. Returns its length, or SIZE_MAX when buf is too small. */
+static size_t write_rest(const match_ctx_t *ctx, const char *path, size_t depth, char *buf, size_t bufsize)
+{
+    size_t w = ctx->used;
+    for (size_t i = depth; i != ctx->nsegs; ++i) {
+        if (bufsize - w < ctx->raw_lens[i] + 2)
+            return SIZE_MAX;
+        buf[w++] = '/';
+        memcpy(buf + w, path + ctx->raw_at[i], ctx->raw_lens[i]);
+        w += ctx->raw_lens[i];
+    }
+    if (ctx->trailing) {
+        if (bufsize - w < 2)
+            return SIZE_MAX;
+        buf[w++] = '/';
+    }
+    if (bufsize - w < 1)
+        return SIZE_MAX;
+    buf[w] = '\0';
+    return w - ctx->used;
 }
 
 hy_match_result_t hy_router_match(const hy_router_t *router, unsigned method, const char *path, size_t len, char *buf,
@@ -633,10 +682,11 @@ hy_match_result_t hy_router_match(const hy_router_t *router, unsigned method, co
         return HY_MATCH_BAD_REQUEST;
     if (normalise(path, len, buf, &ctx, &nsegs, &trailing) != 0)
         return HY_MATCH_BAD_REQUEST;
-    if ((nsegs != 0 && trailing) || nsegs > router->root.height)
+    if (nsegs > router->root.height)
         return HY_MATCH_NOT_FOUND;
 
     ctx.nsegs = nsegs;
+    ctx.trailing = trailing;
     ctx.method = method;
     ctx.allowed = 0;
     ctx.winner = NULL;
@@ -655,10 +705,18 @@ hy_match_result_t hy_router_match(const hy_router_t *router, unsigned method, co
         hy_param_t *prm = &out->params[i];
         size_t d = e->param_depth[i];
         prm->name = e->param_names[i];
-        prm->value = ctx.segs[d];
-        prm->len = ctx.lens[d];
         prm->type = e->param_type[i];
         prm->ival = 0;
+        if (prm->type == HY_PARAM_REST) {
+            size_t n = write_rest(&ctx, path, d, buf, bufsize);
+            if (n == SIZE_MAX)
+                return HY_MATCH_BAD_REQUEST;
+            prm->value = buf + ctx.used;
+            prm->len = n;
+            continue;
+        }
+        prm->value = ctx.segs[d];
+        prm->len = ctx.lens[d];
         if (prm->type == HY_PARAM_INT)
             parse_int64(prm->value, prm->len, &prm->ival);
     }

@@ -31,6 +31,12 @@ size_t hy_methods_format(unsigned mask, char *buf, size_t bufsize);
  *     literal        /api/v1/users        matched byte for byte after percent-decoding of the request segment
  *     {name}         /users/{id}          any non-empty segment
  *     {name:int}     /users/{id:int}      ASCII digits only, value fits int64_t; otherwise the segment does not match
+ *     {name...}      /catalog/{rest...}   catch-all, only as the last segment: the rest of the path, zero or more
+ *                                         segments. Its value is raw (not percent-decoded), so it can be forwarded as
+ *                                         sent: "" for "/catalog", "/" for "/catalog/", "/a/b%2Fc" for "/catalog/a/b%2Fc"
+ *                                         (each segment preceded by '/', a trailing slash kept; after normalisation, so
+ *                                         dot segments are resolved and repeated slashes collapsed). It is the only
+ *                                         kind of template that matches a path ending in '/' (besides "/").
  * A template starts with '/', has no empty segment except that "/" alone is the root, and names each parameter once.
  * A trailing slash is significant: "/a/" is a different template from "/a" (a template may not end in '/' except "/").
  * A parameter is a whole segment ("/a{b}" is an error); a name is [A-Za-z_][A-Za-z0-9_]*; the only type is "int".
@@ -39,7 +45,8 @@ size_t hy_methods_format(unsigned mask, char *buf, size_t bufsize);
  * a parameter, a malformed escape or "%00", nor a segment that is "." or ".." (requests are normalised, see below, so
  * such a segment could never match). At most HY_MAX_PARAMS parameters and HY_ROUTER_MAX_SEGMENTS segments.
  *
- * Precedence: at each segment a literal child is tried first, then a `{x:int}` child, then a `{x}` child; when a
+ * Precedence: at each segment a literal child is tried first, then a `{x:int}` child, then a `{x}` child, then a
+ * `{x...}` catch-all (so a catch-all only gets what no more specific template takes); when a
  * deeper segment fails the next alternative is tried (backtracking), so "/a/{x}/c" and "/a/b/d" both serve "/a/b/c".
  * Among the templates that match a path, the first in that order that allows the method wins; `allowed` is the union
  * over all of them. "/u/{id}" and "/u/{id:int}" are different templates and may both exist (the int one is tried
@@ -58,10 +65,14 @@ size_t hy_methods_format(unsigned mask, char *buf, size_t bufsize);
  *   - a trailing slash is kept and is significant; since no template but "/" ends in '/', "/a/" matches nothing (404).
  * So a parameter value is never empty, "." or "..", but it may contain '/' (from "%2F") and "..": a handler that builds
  * a file name from one must check it. Paths of any length are handled in linear time without recursion on the path;
- * one with more segments (after normalisation) than the deepest template simply does not match.
+ * one with more segments (after normalisation) than the deepest template (or than HY_ROUTER_MAX_SEGMENTS, for a catch-all)
+ * simply does not match.
  */
 
 #define HY_ROUTER_MAX_SEGMENTS 128 /* most segments one route template may hold */
+/* A buffer for hy_router_match that holds any match of a path of `len` bytes: its decoded segments, then a catch-all's
+ * raw value (at most len + 1 bytes) and its NUL. */
+#define HY_ROUTER_BUF_SIZE(len) (2 * (len) + 3)
 
 typedef struct st_hy_router_t hy_router_t;
 
@@ -99,8 +110,8 @@ int hy_router_check_template(const char *template_, char *err, size_t errlen);
 /* Matches `method` (one HY_METHOD_* bit; 0 for a method no route can have) and the raw request path (`path`, `len`
  * bytes, without the query string). Dot segments ("." and "..") are resolved, each segment is percent-decoded
  * ("%2F" inside a segment stays inside that segment), literal segments win over parameters when both could match.
- * Decoded parameter values are written into `buf` (`bufsize` bytes; the caller passes at least len + HY_MAX_PARAMS
- * bytes; len + 1 is enough, less gives HY_MATCH_BAD_REQUEST), which the params of `out` point into: they stay valid
+ * Decoded parameter values are written into `buf` (`bufsize` bytes; len + 1 is enough without a catch-all, which
+ * needs up to HY_ROUTER_BUF_SIZE(len); less gives HY_MATCH_BAD_REQUEST), which the params of `out` point into: they stay valid
  * while buf does. `template_` and param names stay valid while the router lives. Never allocates; safe to call from
  * many threads at once on one router. Returns a hy_match_result_t. */
 hy_match_result_t hy_router_match(const hy_router_t *router, unsigned method, const char *path, size_t len, char *buf,

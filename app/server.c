@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "procstat.h"
+#include "proxy.h"
 #include "reqid.h"
 #include "db.h"
 #include "handlers.h"
@@ -89,6 +90,7 @@ struct st_hy_thread_t {
     int accepting;                       /* listeners are reading */
     int shutting_down;                   /* a shutdown message arrived */
     hy_db_local_t *db;                   /* this thread's part of the database pool, or NULL */
+    hy_proxy_local_t *proxy;             /* this thread's timers for proxy routes */
     hy_metrics_shard_t *metrics;         /* this thread's counters */
     hy_reqid_gen_t reqid;                /* request ids */
     hy_logbuf_t *log;                    /* the access log's batch, or NULL without an access log */
@@ -611,16 +613,15 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     unsigned method = hy_method_from_name(req->input.method.base, req->input.method.len);
     c->method = method != 0 ? (unsigned)__builtin_ctz(method) : HY_METRICS_OTHER;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    char *buf = h2o_mem_alloc_pool(&req->pool, path_len + HY_MAX_PARAMS + 1);
+    size_t bufsize = HY_ROUTER_BUF_SIZE(path_len);
+    char *buf = h2o_mem_alloc_pool(&req->pool, bufsize);
     hy_match_t match;
-    hy_match_result_t result =
-        hy_router_match(config->router, method, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &match);
+    hy_match_result_t result = hy_router_match(config->router, method, req->path.base, path_len, buf, bufsize, &match);
     if (result == HY_MATCH_METHOD_NOT_ALLOWED && (self->admin || config->admin != NULL)) {
         /* a route this listener does not serve must not show through a 405 either: match one of its methods */
         hy_match_t probe;
         unsigned m = match.allowed & (0u - match.allowed);
-        if (hy_router_match(config->router, m, req->path.base, path_len, buf, path_len + HY_MAX_PARAMS + 1, &probe) ==
-            HY_MATCH_OK) {
+        if (hy_router_match(config->router, m, req->path.base, path_len, buf, bufsize, &probe) == HY_MATCH_OK) {
             if (hidden_here(self, config, probe.data))
                 result = HY_MATCH_NOT_FOUND;
         }
@@ -714,10 +715,14 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         params = h2o_mem_alloc_pool(&req->pool, sizeof(*params) * match.nparams);
         memcpy(params, match.params, sizeof(*params) * match.nparams);
     }
-    hy_handler_fn fn = route->kind == HY_ROUTE_STATIC ? hy_static_on_req
-                       : route->kind == HY_ROUTE_SQL  ? hy_sql_on_req
-                                                      : route->handler->on_req;
-    if (fn(req, route, params, match.nparams) != 0)
+    int failed;
+    if (route->kind == HY_ROUTE_PROXY)
+        failed = hy_proxy_on_req(req, thread->proxy, route, params, match.nparams);
+    else
+        failed = (route->kind == HY_ROUTE_STATIC ? hy_static_on_req
+                  : route->kind == HY_ROUTE_SQL  ? hy_sql_on_req
+                                                 : route->handler->on_req)(req, route, params, match.nparams);
+    if (failed != 0)
         hy_respond_error(req, &server->internal_error);
     return 0;
 
@@ -882,6 +887,7 @@ static void *thread_main(void *arg)
     }
     if (server->db != NULL)
         thread->db = hy_db_local_attach(server->db, thread->index, thread->ctx.loop, thread->ctx.queue);
+    thread->proxy = hy_proxy_local_new(&thread->ctx);
     start_accepting(thread);
 
     while (!thread->shutting_down)
@@ -909,6 +915,8 @@ static void *thread_main(void *arg)
         h2o_timeout_unlink(&thread->flush_entry);
         hy_logbuf_flush(thread->log);
     }
+    hy_proxy_local_free(thread->proxy);
+    thread->proxy = NULL;
     hy_json_thread_dispose();
     return NULL;
 }
@@ -1419,6 +1427,7 @@ static snapshot_t *snapshot_new(server_t *server, hy_config_t *config, int owned
     s->route_inflight = hy_xcalloc((size_t)boot->threads * (config->nroutes + 1), sizeof(size_t));
     s->config = config;
     s->owned = owned;
+    hy_proxy_bind(config);
     s->generation = generation;
     atomic_init(&s->refs, 1);
     for (size_t i = 0; i != config->nroutes; ++i) {

@@ -314,7 +314,8 @@ START_TEST(test_multiple_errors_all_reported)
         FIXTURES "multiple_errors.yaml:10:23: server.limits.max_request_body: expected a size (e.g. 512, 64KiB, 1MiB), got "
                  "\"huge\"",
         FIXTURES "multiple_errors.yaml:13:14: routes[0].handler: unknown handler \"nope\"",
-        FIXTURES "multiple_errors.yaml:14:5: routes[1]: missing \"handler\", \"static\" or \"sql\" (a route needs one of them)",
+        FIXTURES "multiple_errors.yaml:14:5: routes[1]: missing \"handler\", \"static\", \"sql\" or \"proxy\" (a route needs one "
+                 "of them)",
         FIXTURES "multiple_errors.yaml:15:5: routes[2].pth: unknown key \"pth\" (did you mean \"path\"?)",
         FIXTURES "multiple_errors.yaml:15:5: routes[2]: missing required key \"path\"");
 }
@@ -348,8 +349,75 @@ START_TEST(test_handler_xor_static)
 {
     expect_errors(
         FIXTURES "handler_and_static.yaml",
-        FIXTURES "handler_and_static.yaml:6:5: routes[0]: give one of \"handler\", \"static\" or \"sql\", not several",
-        FIXTURES "handler_and_static.yaml:10:5: routes[1]: missing \"handler\", \"static\" or \"sql\" (a route needs one of them)");
+        FIXTURES "handler_and_static.yaml:6:5: routes[0]: give only one of \"handler\", \"static\", \"sql\" or \"proxy\" (this "
+                 "route has \"handler\" and \"static\")",
+        FIXTURES
+        "handler_and_static.yaml:10:5: routes[1]: missing \"handler\", \"static\", \"sql\" or \"proxy\" (a route needs one of "
+        "them)");
+}
+END_TEST
+
+/* ---- proxy routes ---------------------------------------------------------------------------------------------------- */
+
+START_TEST(test_proxy_ok)
+{
+    hy_config_t *c = load_ok(FIXTURES "proxy_ok.yaml");
+    ck_assert_uint_eq(c->nroutes, 3);
+    const hy_route_t *r = &c->routes[0];
+    ck_assert_int_eq(r->kind, HY_ROUTE_PROXY);
+    ck_assert_str_eq(r->proxy.upstream, "http://catalog.default.svc:8080/v2/");
+    ck_assert_str_eq(r->proxy.host, "catalog.default.svc");
+    ck_assert_uint_eq(r->proxy.port, 8080);
+    ck_assert_str_eq(r->proxy.authority, "catalog.default.svc:8080");
+    ck_assert_str_eq(r->proxy.prefix, "/v2");
+    ck_assert_uint_eq(r->proxy.timeout_ms, 2000);
+    ck_assert_uint_eq(r->proxy.connect_timeout_ms, 500);
+    ck_assert_uint_eq(r->proxy.keepalive, 0);
+    ck_assert_uint_eq(r->proxy.idle_timeout_ms, 60000);
+    ck_assert_int_eq(r->proxy.preserve_host, 1);
+    ck_assert_ptr_null(r->proxy.rt);
+    r = &c->routes[1]; /* defaults; the timeout is the route's deadline */
+    ck_assert_str_eq(r->proxy.host, "::1");
+    ck_assert_uint_eq(r->proxy.port, 80);
+    ck_assert_str_eq(r->proxy.authority, "[::1]");
+    ck_assert_str_eq(r->proxy.prefix, "");
+    ck_assert_uint_eq(r->proxy.timeout_ms, 3000);
+    ck_assert_uint_eq(r->proxy.connect_timeout_ms, 5000);
+    ck_assert_uint_eq(r->proxy.keepalive, 64);
+    ck_assert_uint_eq(r->proxy.idle_timeout_ms, 30000);
+    ck_assert_int_eq(r->proxy.preserve_host, 0);
+    r = &c->routes[2]; /* server.timeouts.request */
+    ck_assert_str_eq(r->proxy.host, "10.0.0.1");
+    ck_assert_uint_eq(r->proxy.port, 9000);
+    ck_assert_uint_eq(r->proxy.timeout_ms, 7000);
+    hy_config_free(c);
+}
+END_TEST
+
+START_TEST(test_proxy_errors)
+{
+    expect_errors(
+        FIXTURES "proxy_errors.yaml",
+        FIXTURES "proxy_errors.yaml:8:17: routes[0].proxy.upstream: https upstreams are not supported (use http://), got "
+                 "\"https://catalog:8443\"",
+        FIXTURES "proxy_errors.yaml:9:7: routes[0].proxy.keepalve: unknown key \"keepalve\" (did you mean \"keepalive\"?)",
+        FIXTURES "proxy_errors.yaml:12:17: routes[1].proxy.upstream: expected an http://host:port[/prefix] URL, got \"ftp://x\"",
+        FIXTURES "proxy_errors.yaml:13:18: routes[1].proxy.keepalive: 100000 is out of range (0-10000)",
+        FIXTURES "proxy_errors.yaml:14:13: routes[1].proxy.host: unknown host mode \"preserv\" (did you mean \"preserve\"?)",
+        FIXTURES "proxy_errors.yaml:15:16: routes[1].proxy.timeout: expected a duration (e.g. 250ms, 5s, 1m30s), got \"soon\"",
+        FIXTURES "proxy_errors.yaml:17:23: routes[2].proxy.upstream: the upstream's port must be 1-65535, got \"http://h:0\"",
+        FIXTURES "proxy_errors.yaml:19:23: routes[3].proxy.upstream: an upstream URL may not have a query or a fragment, got "
+                 "\"http://[::1]:8080/p?q=1\"",
+        FIXTURES "proxy_errors.yaml:21:12: routes[4].proxy: missing required key \"upstream\"",
+        FIXTURES
+        "proxy_errors.yaml:22:5: routes[5]: give only one of \"handler\", \"static\", \"sql\" or \"proxy\" (this route has "
+        "\"handler\" and \"proxy\")",
+        FIXTURES "proxy_errors.yaml:26:23: routes[6].proxy.upstream: an upstream URL may not have user information, got "
+                 "\"http://user@h:1\"",
+        FIXTURES "proxy_errors.yaml:26:59: routes[6].proxy.connect_timeout: must be greater than 0",
+        FIXTURES "proxy_errors.yaml:28:23: routes[7].proxy.upstream: bad character in the upstream's host (letters, digits, "
+                 "\".\" and \"-\", or [IPv6]), got \"http://h_x:80\"",
+        FIXTURES "proxy_errors.yaml:28:46: routes[7].proxy.host: unknown host mode \"other\" (expected preserve or upstream)");
 }
 END_TEST
 
@@ -1705,6 +1773,8 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_duplicate_routes);
     tcase_add_test(tc, test_unknown_handler);
     tcase_add_test(tc, test_handler_xor_static);
+    tcase_add_test(tc, test_proxy_ok);
+    tcase_add_test(tc, test_proxy_errors);
     tcase_add_test(tc, test_methods);
     tcase_add_test(tc, test_static_headers);
     tcase_add_test(tc, test_bad_template_uses_router_message);

@@ -820,6 +820,120 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------------------------------------------ */
 
+/* ---- catch-all ------------------------------------------------------------------------------------------------------- */
+
+/* Asserts that `path` matches `data` with its last param being the catch-all `rest` = `value`. */
+static void expect_rest(const hy_router_t *r, const char *path, void *data, const char *value)
+{
+    hy_match_t m;
+    hy_match_result_t res = match(r, GET, path, &m);
+    ck_assert_msg(res == HY_MATCH_OK, "%s: expected OK, got %d", path, (int)res);
+    ck_assert_msg(m.data == data, "%s: matched %s", path, m.template_);
+    ck_assert_uint_ge(m.nparams, 1);
+    const hy_param_t *p = &m.params[m.nparams - 1];
+    ck_assert_str_eq(p->name, "rest");
+    ck_assert_int_eq(p->type, HY_PARAM_REST);
+    ck_assert_uint_eq(p->len, strlen(value));
+    ck_assert_str_eq(p->value, value);
+}
+
+START_TEST(rest_templates)
+{
+    template_ok("/{rest...}");
+    template_ok("/api/{v}/{rest...}");
+    template_err("/a/{rest...}/b", "a catch-all parameter \"{rest...}\" must be the last segment");
+    template_err("/a/{rest...:int}", "a catch-all parameter has no type: \"{rest...:int}\"");
+    template_err("/a/{...}", "empty parameter name in \"{...}\"");
+    template_err("/a/{r.s...}", "bad parameter name in \"{r.s...}\" (letters, digits and \"_\", not starting with a digit)");
+    template_err("/a/{x}/{x...}", "parameter \"x\" appears twice");
+    hy_router_t *r = hy_router_new();
+    add_ok(r, "/a/{rest...}", GET, NULL);
+    add_ok(r, "/a/{x}", GET, NULL); /* a different shape */
+    add_err(r, "/a/{other...}", GET, "duplicate route: GET /a/{other...} is already declared as \"/a/{rest...}\"");
+    hy_router_free(r);
+}
+END_TEST
+
+START_TEST(rest_values_raw)
+{
+    hy_router_t *r = hy_router_new();
+    int a = 0;
+    add_ok(r, "/api/v1/catalog/{rest...}", GET, &a);
+    expect_rest(r, "/api/v1/catalog", &a, "");
+    expect_rest(r, "/api/v1/catalog/", &a, "/");
+    expect_rest(r, "/api/v1/catalog/items", &a, "/items");
+    expect_rest(r, "/api/v1/catalog/items/42/", &a, "/items/42/");
+    expect_rest(r, "/api/v1/catalog/a%2Fb/caf%C3%A9%20x", &a, "/a%2Fb/caf%C3%A9%20x"); /* not decoded */
+    expect_rest(r, "/api/v1/catalog//x///y", &a, "/x/y");                              /* slashes collapsed */
+    expect_rest(r, "/api/v1/catalog/x/../y/./z", &a, "/y/z");                          /* dot segments resolved */
+    expect_rest(r, "/api/v1/%63atalog/x", &a, "/x");                                   /* the literal part is decoded */
+    expect_result(r, GET, "/api/v1/catalog/x/../../..", HY_MATCH_NOT_FOUND);           /* ".." leaves the prefix */
+    expect_result(r, GET, "/api/v1/catalogue", HY_MATCH_NOT_FOUND);
+    expect_result(r, GET, "/api/v1/catalog/%zz", HY_MATCH_BAD_REQUEST);
+    hy_router_free(r);
+}
+END_TEST
+
+START_TEST(rest_precedence)
+{
+    hy_router_t *r = hy_router_new();
+    int all = 0, a = 0, ab = 0, ax = 0, root = 0, deep = 0;
+    add_ok(r, "/{rest...}", GET, &all);
+    add_ok(r, "/", GET, &root);
+    add_ok(r, "/a", GET, &a);
+    add_ok(r, "/a/b", GET, &ab);
+    add_ok(r, "/a/{x}", POST, &ax);
+    add_ok(r, "/a/b/{rest...}", GET, &deep);
+    expect_route(r, GET, "/", &root);         /* an exact template wins over zero segments of a catch-all */
+    expect_rest(r, "/zzz/y", &all, "/zzz/y"); /* nothing else takes it */
+    expect_route(r, GET, "/a", &a);
+    expect_rest(r, "/a/", &all, "/a/"); /* "/a" does not take a trailing slash */
+    expect_route(r, GET, "/a/b", &ab);
+    expect_rest(r, "/a/b/", &deep, "/");
+    expect_rest(r, "/a/b/c/d", &deep, "/c/d");
+    expect_rest(r, "/a/c", &all, "/a/c"); /* "/a/{x}" is POST only: the catch-all takes GET */
+    expect_route(r, POST, "/a/c", &ax);
+    hy_match_t m;
+    ck_assert_int_eq(match(r, DELETE, "/a/c", &m), HY_MATCH_METHOD_NOT_ALLOWED);
+    ck_assert_uint_eq(m.allowed, GET | HEAD | POST);
+    hy_router_free(r);
+}
+END_TEST
+
+START_TEST(rest_with_params_and_limits)
+{
+    hy_router_t *r = hy_router_new();
+    int a = 0;
+    add_ok(r, "/u/{id:int}/files/{rest...}", GET, &a);
+    hy_match_t m;
+    ck_assert_int_eq(match(r, GET, "/u/7/files/x/y.txt", &m), HY_MATCH_OK);
+    ck_assert_uint_eq(m.nparams, 2);
+    ck_assert_int_eq(m.params[0].ival, 7);
+    ck_assert_str_eq(m.params[1].value, "/x/y.txt");
+    expect_result(r, GET, "/u/x/files/y", HY_MATCH_NOT_FOUND);
+
+    /* a catch-all reaches HY_ROUTER_MAX_SEGMENTS segments and no further */
+    static char path[4 * HY_ROUTER_MAX_SEGMENTS + 16];
+    size_t n = (size_t)snprintf(path, sizeof(path), "/u/1/files");
+    for (size_t i = 3; i != HY_ROUTER_MAX_SEGMENTS; ++i)
+        n += (size_t)snprintf(path + n, sizeof(path) - n, "/s");
+    ck_assert_int_eq(match(r, GET, path, &m), HY_MATCH_OK);
+    ck_assert_uint_eq(m.params[1].len, 2 * (HY_ROUTER_MAX_SEGMENTS - 3));
+    snprintf(path + n, sizeof(path) - n, "/s");
+    expect_result(r, GET, path, HY_MATCH_NOT_FOUND);
+
+    /* the buffer: HY_ROUTER_BUF_SIZE is enough, a smaller one is a bad request rather than an overflow */
+    const char *p = "/u/1/files/abc/def";
+    size_t len = strlen(p), need = HY_ROUTER_BUF_SIZE(len);
+    char *small = malloc(need);
+    ck_assert_int_eq(hy_router_match(r, GET, p, len, small, need, &m), HY_MATCH_OK);
+    ck_assert_str_eq(m.params[1].value, "/abc/def");
+    ck_assert_int_eq(hy_router_match(r, GET, p, len, small, len + 1, &m), HY_MATCH_BAD_REQUEST);
+    free(small);
+    hy_router_free(r);
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -868,6 +982,13 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, limits_deep_template);
     tcase_add_test(tc, limits_max_params);
     tcase_add_test(tc, limits_many_routes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("catch-all");
+    tcase_add_test(tc, rest_templates);
+    tcase_add_test(tc, rest_values_raw);
+    tcase_add_test(tc, rest_precedence);
+    tcase_add_test(tc, rest_with_params_and_limits);
     suite_add_tcase(s, tc);
     return s;
 }
