@@ -1642,7 +1642,9 @@ START_TEST(test_sql_key_errors)
                   FIXTURES "sql_keys.yaml:22:15: routes[3].sql.result: unknown result \"mani\" (expected one, many or none; did "
                            "you mean \"many\"?)",
                   FIXTURES "sql_keys.yaml:26:15: routes[4].sql.status: 404 is out of range (200-299)",
-                  FIXTURES "sql_keys.yaml:27:5: routes[5]: give one of \"handler\", \"static\" or \"sql\", not several",
+                  FIXTURES
+                  "sql_keys.yaml:27:5: routes[5]: give only one of \"handler\", \"static\", \"sql\" or \"proxy\" (this route has "
+                  "\"handler\" and \"sql\")",
                   FIXTURES "sql_keys.yaml:34:19: routes[6].sql.idempotent: expected true or false, got \"maybe\"",
                   FIXTURES "sql_keys.yaml:35:17: routes[6].sql.max_rows: 0 is out of range (1-100000)");
 
