@@ -477,6 +477,8 @@ static const directive_t directives[] = {
     /* server.limits */
     {.name = "max_connections", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = INTEGER,
         .on_parse = on_uint64, .offset = OFF(limits.max_connections), .min = 1, .max = MAX_CONNECTIONS},
+    {.name = "max_active_requests", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = INTEGER,
+        .on_parse = on_uint64, .offset = OFF(limits.max_active_requests), .min = 0, .max = 10000000},
     {.name = "max_request_body", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = "a size",
         .on_parse = on_size, .offset = OFF(limits.max_request_body), .min = 1, .max = MAX_REQUEST_BODY},
     {.name = "http2", .where = CTX_LIMITS, .kind = HY_YNODE_MAPPING, .on_parse = on_submapping, .opens = CTX_HTTP2},
@@ -2447,6 +2449,7 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     config->database.breaker_threshold = 5;
     config->database.breaker_cooldown_ms = 5000;
     config->limits.max_resets = 100;
+    config->limits.max_active_requests = 256;
     config->limits.max_headers = 100;
     config->limits.max_header_bytes = 16384;
 
@@ -2590,9 +2593,9 @@ void hy_config_print_summary(const hy_config_t *config, FILE *out)
             hy_format_duration(t->handshake_ms, a, sizeof(a)), hy_format_duration(t->read_ms, b, sizeof(b)),
             hy_format_duration(t->write_ms, c, sizeof(c)), hy_format_duration(t->idle_ms, d, sizeof(d)),
             hy_format_duration(t->request_ms, e, sizeof(e)), hy_format_duration(t->shutdown_ms, f, sizeof(f)));
-    fprintf(out, "limits: max_connections=%ju max_request_body=%s http2.max_concurrent_streams=%u\n",
-            (uintmax_t)config->limits.max_connections, hy_format_size(config->limits.max_request_body, a, sizeof(a)),
-            (unsigned)config->limits.max_concurrent_streams);
+    fprintf(out, "limits: max_connections=%ju max_active_requests=%ju max_request_body=%s http2.max_concurrent_streams=%u\n",
+            (uintmax_t)config->limits.max_connections, (uintmax_t)config->limits.max_active_requests,
+            hy_format_size(config->limits.max_request_body, a, sizeof(a)), (unsigned)config->limits.max_concurrent_streams);
 
     if (config->admin != NULL)
         fprintf(out, "admin: %s (metrics, status, health, ready only)\n", format_hostport(config->admin, hp, sizeof(hp)));

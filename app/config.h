@@ -168,6 +168,9 @@ typedef struct st_hy_timeouts_t {
 
 typedef struct st_hy_limits_t {
     uint64_t max_connections;        /* per process; default 10000 */
+    uint64_t max_active_requests;    /* requests one event-loop thread works on at once; beyond it HTTP/1.1 connections
+                                      * wait in the kernel to send their next request (readgate.h); default 256, 0 = no
+                                      * limit */
     uint64_t max_request_body;       /* bytes; default 1MiB */
     uint32_t max_concurrent_streams; /* http2.max_concurrent_streams; default 100, at most 100 */
     uint64_t max_resets;             /* http2.max_resets: stream resets a connection may make beyond its completed

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "chars.h"
 #include "h2o_guard.h"
+#include "readgate.h"
 
 /* ---- HTTP/1.1 chunked transfer coding ---------------------------------------------------------------------------------- */
 
@@ -236,4 +237,18 @@ ssize_t h2o_http2_decode_frame(h2o_http2_frame_t *frame, const uint8_t *src, siz
         return H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM;
     }
     return ret;
+}
+
+/* ---- HTTP/1.1 reads: the read gate (app/readgate.h) ------------------------------------------------------------------- */
+
+/* libh2o starts and stops reading every socket through these; the gate holds back HTTP/1.1 connections beyond
+ * limits.max_active_requests and passes every other call on to libh2o's own. */
+void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
+{
+    hy_readgate_read_start(sock, cb);
+}
+
+void h2o_socket_read_stop(h2o_socket_t *sock)
+{
+    hy_readgate_read_stop(sock);
 }

@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "procstat.h"
 #include "proxy.h"
+#include "readgate.h"
 #include "reqid.h"
 #include "db.h"
 #include "handlers.h"
@@ -92,6 +93,7 @@ struct st_hy_thread_t {
     hy_db_local_t *db;                   /* this thread's part of the database pool, or NULL */
     hy_proxy_local_t *proxy;             /* this thread's timers for proxy routes */
     hy_metrics_shard_t *metrics;         /* this thread's counters */
+    hy_readgate_t *gate;                 /* limits.max_active_requests: HTTP/1.1 connections wait beyond it */
     hy_reqid_gen_t reqid;                /* request ids */
     hy_logbuf_t *log;                    /* the access log's batch, or NULL without an access log */
     hy_sampler_t sampler;                /* access_log.sample */
@@ -184,12 +186,13 @@ typedef struct st_reqctx_t {
 
 /* Per connection: its thread, the protocol it is counted under in hydrant_connections, and its stream resets. */
 typedef struct st_conn_state_t {
-    hy_thread_t *thread; /* the owner */
-    int proto;           /* HY_PROTO_*, or -1 until known (TLS before its first request) */
-    int fd;              /* the connection's socket */
-    uint64_t resets;     /* HTTP/2 requests disposed before any response (stream reset by the client) */
-    uint64_t completed;  /* requests answered */
-    int cut;             /* shut down for abusive resets */
+    hy_thread_t *thread;     /* the owner */
+    int proto;               /* HY_PROTO_*, or -1 until known (TLS before its first request) */
+    int fd;                  /* the connection's socket */
+    uint64_t resets;         /* HTTP/2 requests disposed before any response (stream reset by the client) */
+    uint64_t completed;      /* requests answered */
+    int cut;                 /* shut down for abusive resets */
+    hy_readgate_conn_t gate; /* its place at the thread's read gate (HTTP/1.1) */
 } conn_state_t;
 
 enum { DB_OUTCOME_OK, DB_OUTCOME_ERROR, DB_OUTCOME_UNAVAILABLE, DB_OUTCOME_OVERLOADED, DB_OUTCOME_UNKNOWN, DB_NOUTCOMES };
@@ -378,6 +381,14 @@ static conn_state_t *conn_state_of(h2o_socket_t *sock)
     return sock != NULL ? sock->on_close.data : NULL;
 }
 
+static void on_conn_close(void *data);
+
+/* The read gate's way from a socket to its connection (NULL for the sockets hydrant did not accept). */
+static hy_readgate_conn_t *gate_lookup(h2o_socket_t *sock)
+{
+    return sock->on_close.cb == on_conn_close ? &((conn_state_t *)sock->on_close.data)->gate : NULL;
+}
+
 /* HTTP/2 Rapid Reset (CVE-2023-44487; libh2o 2.2.5 predates its fix): a connection whose streams are reset before an
  * answer more than limits.http2.max_resets times, and more often than it lets requests complete, is shut down. The
  * reset requests' work was already dropped: their queries were abandoned when they were disposed. */
@@ -436,6 +447,7 @@ static void on_req_done(void *p)
     const hy_config_t *config = c->snap->config;
 
     --thread->num_inflight;
+    hy_readgate_request_done(thread->gate);
     if (c->admitted)
         --c->snap->route_inflight[thread->index * (config->nroutes + 1) + c->route->index];
     if (h2o_timeout_is_linked(&c->deadline))
@@ -603,6 +615,8 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
                           memory_order_relaxed);
     h2o_socket_t *sock = req_socket(req);
     conn_state_t *cs = conn_state_of(sock);
+    if (cs != NULL)
+        hy_readgate_request_started(&cs->gate);
     track_protocol(req, thread, cs);
     if (cs != NULL && cs->cut) {
         /* a connection shut down for abusive resets: the streams libh2o still had buffered get no work */
@@ -763,6 +777,7 @@ static void on_conn_close(void *data)
     server_t *server = thread->server;
     if (cs->proto != -1)
         hy_metrics_conn_close(thread->metrics, cs->proto);
+    hy_readgate_conn_closed(&cs->gate);
     free(cs);
     atomic_fetch_sub_explicit(&thread->num_conns, 1, memory_order_relaxed);
     size_t prev = atomic_fetch_sub(&server->num_conns, 1);
@@ -800,6 +815,9 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
         cs->resets = cs->completed = 0;
         cs->cut = 0;
         cs->proto = -1; /* counted by protocol from its first request (TLS ALPN, h2c prior knowledge or Upgrade) */
+        memset(&cs->gate, 0, sizeof(cs->gate));
+        cs->gate.sock = sock;
+        cs->gate.gate = thread->gate;
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = cs;
         h2o_accept(&listener->accept_ctx, sock);
@@ -863,6 +881,11 @@ static void *thread_main(void *arg)
     /* libh2o's per-connection read buffer starts at 8 KiB; 4 KiB holds any request head hydrant accepts and halves the
      * memory of thousands of connections with a request in flight (the buffer still grows for larger input) */
     h2o_socket_buffer_prototype._initial_buf.capacity = H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE;
+    if (config->limits.max_active_requests != 0) {
+        thread->gate = hy_readgate_create(thread->ctx.loop, (size_t)config->limits.max_active_requests, &thread->num_inflight);
+        h2o_accept_ctx_t learn = {.ctx = &thread->ctx, .hosts = server->public_hosts};
+        hy_readgate_learn(&learn);
+    }
     hy_reqid_thread_init(&thread->reqid, (unsigned)thread->index);
     hy_sampler_init(&thread->sampler, (uint64_t)thread->index * 0x9e3779b97f4a7c15u + (uint64_t)time(NULL));
     if (server->log_fd != -1) {
@@ -1220,6 +1243,17 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
                              (double)rejected);
     hy_metrics_write_counter(w, "hydrant_deadline_exceeded_total", "Requests answered 504 when their deadline passed.", NULL,
                              (double)timed_out);
+    size_t parked = 0;
+    uint64_t parked_total = 0;
+    for (size_t t = 0; t != server->config->threads; ++t) {
+        parked += hy_readgate_parked(server->threads[t].gate);
+        parked_total += hy_readgate_parked_total(server->threads[t].gate);
+    }
+    hy_metrics_write_gauge(w, "hydrant_http1_parked_connections",
+                           "HTTP/1.1 connections waiting to send their next request (limits.max_active_requests).", NULL,
+                           (double)parked);
+    hy_metrics_write_counter(w, "hydrant_http1_parked_total", "Times an HTTP/1.1 connection waited at limits.max_active_requests.",
+                             NULL, (double)parked_total);
     hy_metrics_write_counter(w, "hydrant_http2_reset_abuse_closed_total",
                              "HTTP/2 connections shut down for resetting too many streams.", NULL, (double)cut);
     hy_metrics_write_counter(w, "hydrant_config_reloads_total", "Configuration reloads by result.", "result=\"success\"",
@@ -1400,9 +1434,10 @@ static void report_restart_only(const hy_config_t *o, const hy_config_t *n)
         hy_log("warn", NULL, "reload: server.admin changed; it takes effect after a restart");
     if (o->timeouts.handshake_ms != n->timeouts.handshake_ms || o->timeouts.read_ms != n->timeouts.read_ms ||
         o->timeouts.idle_ms != n->timeouts.idle_ms || o->limits.max_concurrent_streams != n->limits.max_concurrent_streams ||
-        o->limits.max_connections != n->limits.max_connections)
+        o->limits.max_connections != n->limits.max_connections || o->limits.max_active_requests != n->limits.max_active_requests)
         hy_log("warn", NULL,
-               "reload: timeouts.handshake/read/idle or limits.max_connections/http2 changed; they take effect after a restart");
+               "reload: timeouts.handshake/read/idle or limits.max_connections/max_active_requests/http2 changed; they take effect "
+               "after a restart");
     if (!same_str(o->access_log_path, n->access_log_path))
         hy_log("warn", NULL, "reload: access_log.path changed; it takes effect after a restart");
     if (o->nbuckets != n->nbuckets || (o->nbuckets != 0 && memcmp(o->buckets, n->buckets, o->nbuckets * sizeof(double)) != 0))
@@ -1710,6 +1745,7 @@ int hy_server_run(const hy_config_t *config)
         h2o_context_init(&thread->ctx, h2o_evloop_create(), &server.globalconf);
         h2o_multithread_register_receiver(thread->ctx.queue, &thread->control, on_control);
     }
+    hy_readgate_set_lookup(gate_lookup);
     for (size_t t = 0; t != config->threads; ++t)
         h2o_multithread_create_thread(&server.threads[t].tid, NULL, thread_main, &server.threads[t]);
 

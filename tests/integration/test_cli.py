@@ -38,7 +38,7 @@ class CheckGood(unittest.TestCase):
             "127.0.0.1:18080 plain (HTTP/1.1, h2c)",
             "threads: 2",
             "timeouts: handshake=10s read=15s write=15s idle=1m request=30s shutdown=20s",
-            "limits: max_connections=10000 max_request_body=1MiB http2.max_concurrent_streams=100",
+            "limits: max_connections=10000 max_active_requests=256 max_request_body=1MiB http2.max_concurrent_streams=100",
             "middleware: none",
             "routes:",
             "GET,HEAD /health -> handler health",

@@ -566,17 +566,18 @@ START_TEST(test_summary_format)
 {
     hy_config_t *c = load_ok(FIXTURES "static_route.yaml");
     char *got = capture_summary(c);
-    ck_assert_str_eq(got, "listeners:\n"
-                          "  [::]:8080 plain (HTTP/1.1, h2c)\n"
-                          "threads: 3\n"
-                          "timeouts: handshake=10s read=15s write=15s idle=1m request=30s shutdown=20s\n"
-                          "limits: max_connections=10000 max_request_body=1MiB http2.max_concurrent_streams=100\n"
-                          "middleware: none\n"
-                          "routes:\n"
-                          "  GET,HEAD                       /robots.txt  -> static 200 text/plain; charset=utf-8 (24 bytes)\n"
-                          "  GET,HEAD,POST                  /teapot      -> static 418 application/json (9 bytes, 2 headers) "
-                          "timeout=250ms\n"
-                          "  POST,PUT,DELETE,PATCH,OPTIONS  /submit      -> handler json\n");
+    ck_assert_str_eq(
+        got, "listeners:\n"
+             "  [::]:8080 plain (HTTP/1.1, h2c)\n"
+             "threads: 3\n"
+             "timeouts: handshake=10s read=15s write=15s idle=1m request=30s shutdown=20s\n"
+             "limits: max_connections=10000 max_active_requests=256 max_request_body=1MiB http2.max_concurrent_streams=100\n"
+             "middleware: none\n"
+             "routes:\n"
+             "  GET,HEAD                       /robots.txt  -> static 200 text/plain; charset=utf-8 (24 bytes)\n"
+             "  GET,HEAD,POST                  /teapot      -> static 418 application/json (9 bytes, 2 headers) "
+             "timeout=250ms\n"
+             "  POST,PUT,DELETE,PATCH,OPTIONS  /submit      -> handler json\n");
     free(got);
     hy_config_free(c);
 
@@ -588,7 +589,7 @@ START_TEST(test_summary_format)
              "  127.0.0.1:8080 plain (HTTP/1.1, h2c)\n"
              "threads: %u (auto)\n"
              "timeouts: handshake=2s read=90s write=250ms idle=1h request=0 shutdown=0\n"
-             "limits: max_connections=1000000 max_request_body=64KiB http2.max_concurrent_streams=1\n"
+             "limits: max_connections=1000000 max_active_requests=256 max_request_body=64KiB http2.max_concurrent_streams=1\n"
              "middleware: none\n"
              "routes:\n"
              "  GET,HEAD  /a  -> handler health\n",
