@@ -487,6 +487,8 @@ static const directive_t directives[] = {
         .on_parse = on_max_streams, .min = 1, .max = LIBH2O_MAX_STREAMS},
     {.name = "max_resets", .where = CTX_HTTP2, .kind = HY_YNODE_SCALAR, .what = INTEGER,
         .on_parse = on_uint64, .offset = OFF(limits.max_resets), .min = 1, .max = 1000000},
+    {.name = "abuse_cooldown", .where = CTX_HTTP2, .kind = HY_YNODE_SCALAR, .what = DURATION,
+        .on_parse = on_duration, .offset = OFF(limits.abuse_cooldown_ms)},
     {.name = "max_headers", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = INTEGER,
         .on_parse = on_uint64, .offset = OFF(limits.max_headers), .min = 1, .max = 10000},
     {.name = "max_header_bytes", .where = CTX_LIMITS, .kind = HY_YNODE_SCALAR, .what = "a size",
@@ -2449,6 +2451,7 @@ hy_config_t *hy_config_parse(const char *path, const char *text, size_t len, hy_
     config->database.breaker_threshold = 5;
     config->database.breaker_cooldown_ms = 5000;
     config->limits.max_resets = 100;
+    config->limits.abuse_cooldown_ms = 10000;
     config->limits.max_active_requests = 256;
     config->limits.max_headers = 100;
     config->limits.max_header_bytes = 16384;

@@ -173,6 +173,8 @@ typedef struct st_hy_limits_t {
                                       * limit */
     uint64_t max_request_body;       /* bytes; default 1MiB */
     uint32_t max_concurrent_streams; /* http2.max_concurrent_streams; default 100, at most 100 */
+    uint64_t abuse_cooldown_ms;      /* http2.abuse_cooldown: after a connection is shut down for resets, new connections
+                                      * from its address are closed at once for this long; default 10s, 0 = off */
     uint64_t max_resets;             /* http2.max_resets: stream resets a connection may make beyond its completed
                                       * requests before it is closed (HTTP/2 Rapid Reset); default 100 */
     uint64_t max_headers;            /* request header fields; more get 431; default 100 */

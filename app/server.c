@@ -1,5 +1,6 @@
 /* server.c: listeners, TLS contexts, one libh2o event loop per thread, the root handler that routes every request,
  * connection limits, and the graceful shutdown that SIGTERM starts. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,6 +30,7 @@
 #include "accesslog.h"
 #include "alloc.h"
 #include "clientip.h"
+#include "cooldown.h"
 #include "database.h"
 #include "log.h"
 #include "metrics.h"
@@ -109,6 +111,7 @@ struct st_hy_thread_t {
     _Atomic uint64_t rejected;           /* admission rejections (503) */
     _Atomic uint64_t timed_out;          /* deadlines that fired (504) */
     _Atomic uint64_t resets_cut;         /* connections shut down for abusive stream resets */
+    _Atomic uint64_t abuse_refused;      /* connections closed at accept: their address is cooling down */
 };
 
 typedef struct st_root_handler_t {
@@ -143,6 +146,7 @@ typedef struct st_server_t {
     int log_fd;                         /* the access log's fd (1 for stdout) */
     struct timeval started_at;          /* for uptime */
     snapshot_t *_Atomic current;        /* the snapshot new requests take */
+    hy_cooldown_t *cooldown;            /* addresses whose connections are refused (limits.http2.abuse_cooldown) */
     _Atomic uint64_t reloads_ok;        /* hydrant_config_reloads_total{result="success"} */
     _Atomic uint64_t reloads_failed;    /* hydrant_config_reloads_total{result="failure"} */
     _Atomic int64_t last_reload_ok;     /* Unix time of the last successful load (boot counts) */
@@ -375,6 +379,13 @@ static h2o_socket_t *req_socket(h2o_req_t *req)
     return req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* What on_accept attached to the socket (NULL for a socket hydrant did not accept). */
 static conn_state_t *conn_state_of(h2o_socket_t *sock)
 {
@@ -405,8 +416,21 @@ static void track_resets(h2o_req_t *req, hy_thread_t *thread, const hy_config_t 
         cs->cut = 1;
         atomic_store_explicit(&thread->resets_cut, atomic_load_explicit(&thread->resets_cut, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        hy_log("warn", NULL, "closing an HTTP/2 connection that reset %llu streams and completed %llu (limits.http2.max_resets)",
-               (unsigned long long)cs->resets, (unsigned long long)cs->completed);
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        char addr[INET6_ADDRSTRLEN] = "?";
+        if (getpeername(cs->fd, (struct sockaddr *)&ss, &sslen) == 0) {
+            hy_cooldown_add(thread->server->cooldown, (struct sockaddr *)&ss, now_ms(), config->limits.abuse_cooldown_ms);
+            if (ss.ss_family == AF_INET)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+            else if (ss.ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+        }
+        hy_log("warn", NULL,
+               "closing an HTTP/2 connection from %s that reset %llu streams and completed %llu (limits.http2.max_resets); "
+               "its address is refused for %llu ms (limits.http2.abuse_cooldown)",
+               addr, (unsigned long long)cs->resets, (unsigned long long)cs->completed,
+               (unsigned long long)config->limits.abuse_cooldown_ms);
         /* libh2o sees the end of the stream on its next read and closes the connection itself */
         shutdown(cs->fd, SHUT_RDWR);
     }
@@ -802,9 +826,18 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
             stop_accepting(thread);
             return;
         }
-        int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), on = 1;
+        struct sockaddr_storage peer;
+        socklen_t peerlen = sizeof(peer);
+        int fd = accept4(listener->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC), on = 1;
         if (fd == -1)
             return;
+        if (hy_cooldown_check(server->cooldown, (struct sockaddr *)&peer, now_ms())) {
+            /* shut down for abusive resets a moment ago (limits.http2.abuse_cooldown): not served */
+            close(fd);
+            atomic_store_explicit(&thread->abuse_refused, atomic_load_explicit(&thread->abuse_refused, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            continue;
+        }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         h2o_socket_t *sock = h2o_evloop_socket_create(thread->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
         atomic_fetch_add(&server->num_conns, 1);
@@ -863,13 +896,6 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             start_accepting(thread);
         free(m);
     }
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void *thread_main(void *arg)
@@ -1254,6 +1280,12 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
                            (double)parked);
     hy_metrics_write_counter(w, "hydrant_http1_parked_total", "Times an HTTP/1.1 connection waited at limits.max_active_requests.",
                              NULL, (double)parked_total);
+    uint64_t refused = 0;
+    for (size_t t = 0; t != server->config->threads; ++t)
+        refused += atomic_load_explicit(&server->threads[t].abuse_refused, memory_order_relaxed);
+    hy_metrics_write_counter(w, "hydrant_http2_abuse_refused_total",
+                             "Connections closed at accept: their address was cooling down after abusive resets.", NULL,
+                             (double)refused);
     hy_metrics_write_counter(w, "hydrant_http2_reset_abuse_closed_total",
                              "HTTP/2 connections shut down for resetting too many streams.", NULL, (double)cut);
     hy_metrics_write_counter(w, "hydrant_config_reloads_total", "Configuration reloads by result.", "result=\"success\"",
@@ -1746,6 +1778,7 @@ int hy_server_run(const hy_config_t *config)
         h2o_multithread_register_receiver(thread->ctx.queue, &thread->control, on_control);
     }
     hy_readgate_set_lookup(gate_lookup);
+    server.cooldown = hy_cooldown_create();
     for (size_t t = 0; t != config->threads; ++t)
         h2o_multithread_create_thread(&server.threads[t].tid, NULL, thread_main, &server.threads[t]);
 
@@ -1874,6 +1907,7 @@ int hy_server_run(const hy_config_t *config)
     close(sfd);
     atomic_store(&process_db, NULL);
     hy_db_pool_free(server.db);
+    hy_cooldown_free(server.cooldown);
     free(server.stmts);
     hy_log("info", NULL, "stopped");
     ret = 0;

@@ -1065,9 +1065,9 @@ class RapidResetAttacker(threading.Thread):
     can for `duration` seconds; reconnects whenever the server ends the connection. The header block uses no HPACK
     dynamic table, so the same bytes serve every stream."""
 
-    def __init__(self, port, path, duration, batch=20):
+    def __init__(self, port, path, duration, batch=20, source="127.0.0.1"):
         super().__init__(daemon=True)
-        self.port, self.duration, self.batch = port, duration, batch
+        self.port, self.duration, self.batch, self.source = port, duration, batch, source
         self.block = (b"\x82\x86" + _hpack_literal(4, path) + _hpack_literal(1, "127.0.0.1:%d" % port))
         self.streams = 0
         self.connections = 0
@@ -1085,7 +1085,11 @@ class RapidResetAttacker(threading.Thread):
             self.error = e
 
     def one_connection(self, t_end):
-        so = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            so = socket.create_connection(("127.0.0.1", self.port), timeout=5, source_address=(self.source, 0))
+        except OSError:
+            self.ended_by_server += 1
+            return
         try:
             so.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0) + _frame(4, 1, 0))
             so.setblocking(False)
@@ -1166,7 +1170,8 @@ class RapidReset(DbTestCase):
         uid = self.ids[5]
         path = "/api/v1/users/%d" % uid
         s, port = db_server(self, self.db.url, users_routes(), threads=2,
-                            limits={"http2": {"max_resets": 100}}, pool={"max_open": 4, "acquire_timeout": "5s"})
+                            limits={"http2": {"max_resets": 100, "abuse_cooldown": "10s"}},
+                            pool={"max_open": 4, "acquire_timeout": "5s"})
         logdir = harness.make_tempdir("hydrant-it-h2load-")
         seconds = 5
         # 1. unattacked; 2. the control: a CPU-burning thread in this process (the attacker's CPU competition
@@ -1188,8 +1193,10 @@ class RapidReset(DbTestCase):
 
         q0 = users_get_statements()
         closed0 = metric(port, "hydrant_http2_reset_abuse_closed_total")
+        refused0 = metric(port, "hydrant_http2_abuse_refused_total")
         r0 = requests_received()
-        attacker = RapidResetAttacker(port, path, seconds + 0.5)
+        # the attacker comes from another address (127.0.0.2): once cut, its address cools down for 10s
+        attacker = RapidResetAttacker(port, path, seconds + 0.5, source="127.0.0.2")
         attacker.start()
         time.sleep(0.3)
         att_lat, att_status, att_out = h2load_latencies(port, path, seconds, logdir, "attacked")
@@ -1199,6 +1206,7 @@ class RapidReset(DbTestCase):
         time.sleep(0.2)
         q1 = users_get_statements()
         closed = metric(port, "hydrant_http2_reset_abuse_closed_total") - closed0
+        refused = metric(port, "hydrant_http2_abuse_refused_total") - refused0
         # requests hydrant started for the attacker: all it received, less h2load's and the 3 scrapes
         attack_requests = requests_received() - r0 - len(att_lat) - 3
         p = {k: (percentile(v, 0.5), percentile(v, 0.99), len(v))
@@ -1207,17 +1215,28 @@ class RapidReset(DbTestCase):
         log("rapid reset: " + "; ".join("%s %d requests p50 %.2f ms p99 %.2f ms" % (k, n, p50 * 1e3, p99 * 1e3)
                                         for k, (p50, p99, n) in p.items()))
         log("rapid reset: the attacker sent %d streams (HEADERS + RST_STREAM) on %d connections; the server ended "
-            "%d of them, hydrant_http2_reset_abuse_closed_total +%d; hydrant started %d requests for the attacker "
-            "(%.0f per connection, limits.http2.max_resets 100); users_get statements %d during the attack, of "
-            "which about %d for the attacker" % (attacker.streams, attacker.connections, attacker.ended_by_server,
-                                                 closed, attack_requests, attack_requests / attacker.connections,
-                                                 q1 - q0, attack_statements))
+            "%d of them, hydrant_http2_reset_abuse_closed_total +%d, hydrant_http2_abuse_refused_total +%d; hydrant "
+            "started %d requests for the attacker (%.0f per cut connection, limits.http2.max_resets 100); users_get "
+            "statements %d during the attack, of which about %d for the attacker"
+            % (attacker.streams, attacker.connections, attacker.ended_by_server, closed, refused, attack_requests,
+               attack_requests / max(1, closed), q1 - q0, attack_statements))
         self.assertEqual(set(att_status), {200}, att_out)
         self.assertGreater(attacker.streams, 1000, "the attacker hardly ran")
         self.assertGreaterEqual(closed, 1, "no connection was cut for resetting streams")
         self.assertGreaterEqual(attacker.ended_by_server, attacker.connections - 1,
                                 "the attacker's connections were not ended by the server")
-        self.assertGreaterEqual(closed, attacker.connections - 1)
+        self.assertGreaterEqual(closed + refused, attacker.connections - 1)
+        self.assertGreaterEqual(refused, 1, "the cut address was not refused while cooling down")
+        # the cooling down is the attacker's address only: the well-behaved client (127.0.0.1) is served
+        self.assertEqual(http1_request(port, "GET", "/health").status, 200)
+        so = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+        so.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            self.assertEqual(so.recv(100), b"", "a connection from the cooling-down address was served")
+        except ConnectionResetError:
+            pass
+        finally:
+            so.close()
         # PostgreSQL did bounded work: far fewer statements than streams
         self.assertLess(attack_statements, attacker.streams / 100,
                         "the attacker's %d streams cost %d statements" % (attacker.streams, attack_statements))
@@ -1235,7 +1254,7 @@ class RapidReset(DbTestCase):
         # next read, so every stream of the current read buffer is still parsed and started as a request.
         # What already sits in the read buffer when the cut happens is still parsed (libh2o 2.2.5 gives no way to drop
         # it), but those streams get a pre-rendered 503 and no work. Bound: 20x max_resets per connection.
-        per_conn = attack_requests / max(1, attacker.connections)
+        per_conn = attack_requests / max(1, closed)
         print("  requests started per cut connection: %.0f" % per_conn)
         self.assertLess(per_conn, 2000, "each connection cut for abusive resets first got %.0f requests started "
                         "(limits.http2.max_resets 100): %d requests for the attacker on %d connections in %ds"
