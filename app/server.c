@@ -21,6 +21,8 @@
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -100,6 +102,10 @@ struct st_hy_thread_t {
     hy_logbuf_t *log;                    /* the access log's batch, or NULL without an access log */
     hy_sampler_t sampler;                /* access_log.sample */
     h2o_timeout_entry_t flush_entry;     /* flushes the access log every second */
+    h2o_linklist_t conns;                /* conn_state_t of this thread's connections */
+    h2o_timeout_t write_sweep_timeout;   /* how often the write timeout is checked */
+    h2o_timeout_entry_t write_sweep;     /* checks every connection's pending write (timeouts.write) */
+    _Atomic uint64_t write_timeouts;     /* connections closed: their client stopped reading for timeouts.write */
     _Atomic uint64_t requests;           /* requests received (owner stores, status reads) */
     _Atomic uint64_t *db_queries;        /* [statement][outcome] statements finished (owner stores, scrape reads) */
     snapshot_t *snap;                    /* the snapshot this thread's new requests use */
@@ -197,6 +203,9 @@ typedef struct st_conn_state_t {
     uint64_t completed;      /* requests answered */
     int cut;                 /* shut down for abusive resets */
     hy_readgate_conn_t gate; /* its place at the thread's read gate (HTTP/1.1) */
+    h2o_linklist_t link;     /* in thread->conns (the write-timeout sweep) */
+    int outq;                /* bytes in the kernel's send queue at the last sweep */
+    uint64_t stalled_since;  /* when a write stopped making progress (0: it moves, or nothing to write) */
 } conn_state_t;
 
 enum { DB_OUTCOME_OK, DB_OUTCOME_ERROR, DB_OUTCOME_UNAVAILABLE, DB_OUTCOME_OVERLOADED, DB_OUTCOME_UNKNOWN, DB_NOUTCOMES };
@@ -802,6 +811,7 @@ static void on_conn_close(void *data)
     if (cs->proto != -1)
         hy_metrics_conn_close(thread->metrics, cs->proto);
     hy_readgate_conn_closed(&cs->gate);
+    h2o_linklist_unlink(&cs->link);
     free(cs);
     atomic_fetch_sub_explicit(&thread->num_conns, 1, memory_order_relaxed);
     size_t prev = atomic_fetch_sub(&server->num_conns, 1);
@@ -849,12 +859,47 @@ static void on_accept(h2o_socket_t *sock_listener, const char *err)
         cs->cut = 0;
         cs->proto = -1; /* counted by protocol from its first request (TLS ALPN, h2c prior knowledge or Upgrade) */
         memset(&cs->gate, 0, sizeof(cs->gate));
+        memset(&cs->link, 0, sizeof(cs->link));
+        cs->outq = 0;
+        cs->stalled_since = 0;
+        h2o_linklist_insert(&thread->conns, &cs->link);
         cs->gate.sock = sock;
         cs->gate.gate = thread->gate;
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = cs;
         h2o_accept(&listener->accept_ctx, sock);
     }
+}
+
+/* ---- the write timeout ------------------------------------------------------------------------------------------------ */
+
+/* timeouts.write (libh2o 2.2.5 has no write timer): a connection with a response waiting to be written whose kernel
+ * send queue has not moved for that long (the client stopped reading) is shut down; libh2o then sees its write fail
+ * and closes the connection. A slow client that keeps reading makes progress and is left alone. */
+static void on_write_sweep(h2o_timeout_entry_t *entry)
+{
+    hy_thread_t *thread = H2O_STRUCT_FROM_MEMBER(hy_thread_t, write_sweep, entry);
+    uint64_t now = now_ms(), limit = thread->server->config->timeouts.write_ms;
+    for (h2o_linklist_t *n = thread->conns.next; n != &thread->conns; n = n->next) {
+        conn_state_t *cs = H2O_STRUCT_FROM_MEMBER(conn_state_t, link, n);
+        int outq = 0;
+        if (!h2o_socket_is_writing(cs->gate.sock) || ioctl(cs->fd, SIOCOUTQ, &outq) != 0 || outq == 0 || outq != cs->outq) {
+            cs->outq = outq;
+            cs->stalled_since = 0;
+            continue;
+        }
+        if (cs->stalled_since == 0) {
+            cs->stalled_since = now;
+        } else if (now - cs->stalled_since >= limit) {
+            hy_log("warn", NULL, "closing a connection whose client read nothing of its response for %llu ms (timeouts.write)",
+                   (unsigned long long)(now - cs->stalled_since));
+            atomic_store_explicit(&thread->write_timeouts, atomic_load_explicit(&thread->write_timeouts, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            shutdown(cs->fd, SHUT_RDWR);
+            cs->stalled_since = 0;
+        }
+    }
+    h2o_timeout_link(thread->ctx.loop, &thread->write_sweep_timeout, &thread->write_sweep);
 }
 
 /* ---- threads ---------------------------------------------------------------------------------------------------------- */
@@ -907,6 +952,13 @@ static void *thread_main(void *arg)
     /* libh2o's per-connection read buffer starts at 8 KiB; 4 KiB holds any request head hydrant accepts and halves the
      * memory of thousands of connections with a request in flight (the buffer still grows for larger input) */
     h2o_socket_buffer_prototype._initial_buf.capacity = H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE;
+    h2o_linklist_init_anchor(&thread->conns);
+    /* the sweep runs 4 times per write timeout, at most once a second */
+    h2o_timeout_init(thread->ctx.loop, &thread->write_sweep_timeout,
+                     config->timeouts.write_ms / 4 < 1000 ? (config->timeouts.write_ms / 4 != 0 ? config->timeouts.write_ms / 4 : 1)
+                                                          : 1000);
+    thread->write_sweep.cb = on_write_sweep;
+    h2o_timeout_link(thread->ctx.loop, &thread->write_sweep_timeout, &thread->write_sweep);
     if (config->limits.max_active_requests != 0) {
         thread->gate = hy_readgate_create(thread->ctx.loop, (size_t)config->limits.max_active_requests, &thread->num_inflight);
         h2o_accept_ctx_t learn = {.ctx = &thread->ctx, .hosts = server->public_hosts};
@@ -966,6 +1018,7 @@ static void *thread_main(void *arg)
     }
     hy_proxy_local_free(thread->proxy);
     thread->proxy = NULL;
+    h2o_timeout_unlink(&thread->write_sweep);
     hy_json_thread_dispose();
     return NULL;
 }
@@ -1280,9 +1333,14 @@ static void on_collect(void *data, hy_metrics_writer_t *w)
                            (double)parked);
     hy_metrics_write_counter(w, "hydrant_http1_parked_total", "Times an HTTP/1.1 connection waited at limits.max_active_requests.",
                              NULL, (double)parked_total);
-    uint64_t refused = 0;
-    for (size_t t = 0; t != server->config->threads; ++t)
+    uint64_t refused = 0, write_timeouts = 0;
+    for (size_t t = 0; t != server->config->threads; ++t) {
         refused += atomic_load_explicit(&server->threads[t].abuse_refused, memory_order_relaxed);
+        write_timeouts += atomic_load_explicit(&server->threads[t].write_timeouts, memory_order_relaxed);
+    }
+    hy_metrics_write_counter(w, "hydrant_write_timeouts_total",
+                             "Connections closed because their client read nothing of a response for timeouts.write.", NULL,
+                             (double)write_timeouts);
     hy_metrics_write_counter(w, "hydrant_http2_abuse_refused_total",
                              "Connections closed at accept: their address was cooling down after abusive resets.", NULL,
                              (double)refused);
@@ -1465,11 +1523,12 @@ static void report_restart_only(const hy_config_t *o, const hy_config_t *n)
         (o->admin != NULL && (!same_str(o->admin->host, n->admin->host) || o->admin->port != n->admin->port)))
         hy_log("warn", NULL, "reload: server.admin changed; it takes effect after a restart");
     if (o->timeouts.handshake_ms != n->timeouts.handshake_ms || o->timeouts.read_ms != n->timeouts.read_ms ||
-        o->timeouts.idle_ms != n->timeouts.idle_ms || o->limits.max_concurrent_streams != n->limits.max_concurrent_streams ||
+        o->timeouts.idle_ms != n->timeouts.idle_ms || o->timeouts.write_ms != n->timeouts.write_ms ||
+        o->limits.max_concurrent_streams != n->limits.max_concurrent_streams ||
         o->limits.max_connections != n->limits.max_connections || o->limits.max_active_requests != n->limits.max_active_requests)
         hy_log("warn", NULL,
-               "reload: timeouts.handshake/read/idle or limits.max_connections/max_active_requests/http2 changed; they take effect "
-               "after a restart");
+               "reload: timeouts.handshake/read/idle/write or limits.max_connections/max_active_requests/http2 changed; they take "
+               "effect after a restart");
     if (!same_str(o->access_log_path, n->access_log_path))
         hy_log("warn", NULL, "reload: access_log.path changed; it takes effect after a restart");
     if (o->nbuckets != n->nbuckets || (o->nbuckets != 0 && memcmp(o->buckets, n->buckets, o->nbuckets * sizeof(double)) != 0))

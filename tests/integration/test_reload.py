@@ -379,7 +379,7 @@ class ConfigMapReload(harness.ServerTestCase):
         warns = [l["msg"] for l in log_lines(s) if l["level"] == "warn"]
         self.assertTrue(any("server.listen changed" in w and "restart" in w for w in warns), warns)
         self.assertTrue(any("server.threads changed (2 -> 3)" in w and "restart" in w for w in warns), warns)
-        self.assertTrue(any("timeouts.handshake/read/idle" in w and "restart" in w for w in warns), warns)
+        self.assertTrue(any("timeouts.handshake/read/idle/write" in w and "restart" in w for w in warns), warns)
         # the old listener serves the rest of the new config; the new address is not listened on
         self.assert_body(port, "/s", "v2")
         with self.assertRaises(ConnectionRefusedError):

@@ -545,6 +545,61 @@ class ReadGate(DbTestCase):
 
 
 @needs_db
+class WriteTimeout(DbTestCase):
+    """timeouts.write: a client that stops reading a large response is cut off; one that reads is not."""
+
+    BIG = 24 * 1024 * 1024  # more than the kernel's socket buffers on both ends can hold
+
+    def test_a_client_that_stops_reading_is_closed(self):
+        routes = ("routes:\n  - path: /health\n    handler: health\n  - path: /ready\n    handler: ready\n"
+                  "  - path: /metrics\n    handler: metrics\n"
+                  "  - path: /big\n    sql:\n      query: SELECT repeat('x', %d) AS big\n" % self.BIG)
+        s, port = db_server(self, self.db.url, routes, timeouts={"write": "1s"})
+        # a client that reads everything gets all of it
+        r = http1_request(port, "GET", "/big", timeout=30)
+        self.assertEqual((r.status, len(r.body)), (200, self.BIG + len('{"big":""}')))
+        # a client that reads nothing: the server's write stalls, and the connection is shut down
+        so = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        so.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        so.connect(("127.0.0.1", port))
+        self.addCleanup(so.close)
+        so.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        t0 = time.monotonic()
+        cut = dbharness.wait_until(lambda: metric(port, "hydrant_write_timeouts_total") >= 1, 10, 0.2)
+        took = time.monotonic() - t0
+        self.assertTrue(cut, "the stalled connection was not closed\n" + s.stderr()[-2000:])
+        log("write timeout 1s: the stalled connection was closed after %.1fs" % took)
+        got, closed = 0, False
+        so.settimeout(5)
+        try:
+            while True:
+                c = so.recv(1 << 20)
+                if not c:
+                    closed = True
+                    break
+                got += len(c)
+        except ConnectionResetError:
+            closed = True
+        self.assertTrue(closed)
+        self.assertLess(got, self.BIG, "the whole response arrived: the write was not cut")
+        self.assertIn("timeouts.write", s.stderr())
+        # a slow reader that keeps reading is not cut: 32 KiB every 50 ms for 3 s (3 write timeouts)
+        so2 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        so2.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        so2.connect(("127.0.0.1", port))
+        self.addCleanup(so2.close)
+        so2.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        so2.settimeout(5)
+        t_end = time.monotonic() + 3
+        while time.monotonic() < t_end:
+            c = so2.recv(32768)
+            self.assertTrue(c, "a slow but reading client was cut off")
+            time.sleep(0.05)
+        self.assertEqual(metric(port, "hydrant_write_timeouts_total"), 1)
+        finish(s)
+
+
+@needs_db
 class Deadlines(DbTestCase):
 
     def pg_log(self):
