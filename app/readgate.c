@@ -111,6 +111,18 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     arm(g);
 }
 
+/* Bytes or an end arrived on a held connection: stop polling it for real until libh2o reads again (then the
+ * level-triggered poll reports them again). Nothing was read: the socket is in "don't read" mode. */
+static void on_held(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    hy_readgate_conn_t *c = lookup != NULL ? lookup(sock) : NULL;
+    if (c != NULL)
+        c->held = 0;
+    h2o_socket_dont_read(sock, 0);
+    real_read_stop(sock);
+}
+
 static void gate_read_start(hy_readgate_conn_t *c, h2o_socket_cb cb)
 {
     hy_readgate_t *g = c->gate;
@@ -127,7 +139,9 @@ static void gate_read_start(hy_readgate_conn_t *c, h2o_socket_cb cb)
             let_read(c, cb);
         return;
     }
-    /* wait in the kernel; an empty read buffer is given back (libh2o makes a new one at the next read) */
+    /* wait in the kernel, not polled; an empty read buffer is given back (libh2o makes a new one at the next read) */
+    if (h2o_socket_is_reading(c->sock))
+        real_read_stop(c->sock);
     if (c->sock->input->bytes != NULL) {
         h2o_buffer_dispose(&c->sock->input);
         h2o_buffer_init(&c->sock->input, &h2o_socket_buffer_prototype);
@@ -147,9 +161,14 @@ void hy_readgate_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
     pthread_once(&resolve_once, resolve);
     if (learning) {
         h1_read_cb = cb;
-    } else if (cb == h1_read_cb && cb != NULL && lookup != NULL) {
+    } else if (lookup != NULL) {
         hy_readgate_conn_t *c = lookup(sock);
-        if (c != NULL && c->gate != NULL) {
+        if (c != NULL && c->held) {
+            /* the end of a hold: the socket was never unpolled */
+            c->held = 0;
+            h2o_socket_dont_read(sock, 0);
+        }
+        if (c != NULL && c->gate != NULL && cb == h1_read_cb && cb != NULL) {
             gate_read_start(c, cb);
             return;
         }
@@ -164,6 +183,13 @@ void hy_readgate_read_stop(h2o_socket_t *sock)
         hy_readgate_conn_t *c = lookup(sock);
         if (c != NULL && c->state == GATE_PARKED)
             unlink_conn(c); /* never started: nothing more to stop, but the caller no longer wants it read */
+        if (c != NULL && h1_read_cb != NULL && sock->_cb.read == h1_read_cb) {
+            /* libh2o's HTTP/1 code pauses reading while a request is served: hold instead (see readgate.h) */
+            h2o_socket_dont_read(sock, 1);
+            sock->_cb.read = on_held;
+            c->held = 1;
+            return;
+        }
     }
     real_read_stop(sock);
 }

@@ -7,7 +7,13 @@
  * libh2o 2.2.5 has no hook for this: its HTTP/1 code starts reading with h2o_socket_read_start, which it calls through
  * its PLT, so hydrant's executable defines h2o_socket_read_start / h2o_socket_read_stop (ELF symbol interposition, as
  * app/h2o_guard.c does for two parsers) and gates the calls that start reading an HTTP/1.1 request. Every other call
- * (listeners, TLS handshakes, HTTP/2, the database's sockets) goes straight to libh2o's own. */
+ * (listeners, TLS handshakes, HTTP/2, the database's sockets) goes straight to libh2o's own.
+ *
+ * The same hook saves two epoll_ctl calls per HTTP/1.1 request: libh2o stops reading a connection while its request is
+ * served and starts again after the response, and when the two fall in different loop turns (any request that waits
+ * for the database) each is an epoll_ctl. The gate makes that stop a "hold" instead: the socket stays polled, with
+ * libh2o's "don't read" flag set, so nothing is read into the buffer the request still points into; only if the
+ * client sends (or closes) meanwhile is reading really stopped. */
 #ifndef HY_READGATE_H
 #define HY_READGATE_H
 
@@ -25,6 +31,7 @@ typedef struct st_hy_readgate_conn_t {
     uint64_t since;      /* when it was let read (the loop's clock, ms) */
     hy_readgate_t *gate; /* its thread's gate */
     unsigned char state; /* 0: free, 1: parked, 2: fresh (let read, no request yet) */
+    unsigned char held;  /* libh2o stopped reading for a request in progress, but the socket stays polled */
 } hy_readgate_conn_t;
 
 /* Creates a thread's gate: at most `cap` requests at once (0: no gate), counting the requests the thread works on

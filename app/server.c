@@ -959,11 +959,10 @@ static void *thread_main(void *arg)
                                                           : 1000);
     thread->write_sweep.cb = on_write_sweep;
     h2o_timeout_link(thread->ctx.loop, &thread->write_sweep_timeout, &thread->write_sweep);
-    if (config->limits.max_active_requests != 0) {
+    if (config->limits.max_active_requests != 0)
         thread->gate = hy_readgate_create(thread->ctx.loop, (size_t)config->limits.max_active_requests, &thread->num_inflight);
-        h2o_accept_ctx_t learn = {.ctx = &thread->ctx, .hosts = server->public_hosts};
-        hy_readgate_learn(&learn);
-    }
+    h2o_accept_ctx_t learn = {.ctx = &thread->ctx, .hosts = server->public_hosts};
+    hy_readgate_learn(&learn);
     hy_reqid_thread_init(&thread->reqid, (unsigned)thread->index);
     hy_sampler_init(&thread->sampler, (uint64_t)thread->index * 0x9e3779b97f4a7c15u + (uint64_t)time(NULL));
     if (server->log_fd != -1) {
