@@ -544,6 +544,38 @@ class ReadGate(DbTestCase):
         finish(s)
 
 
+    def test_bytes_and_closes_during_a_held_request(self):
+        # While a request is served, its connection is held (still polled, nothing read): a pipelined request sent
+        # meanwhile is answered after the first, in order, and a client that goes away meanwhile costs nothing.
+        uid = self.ids[2]
+        s, port = db_server(self, self.db.url, users_routes(), threads=1, pool={"max_open": 2})
+        path = "/api/v1/users/%d" % uid
+        want = http1_request(port, "GET", path)
+        self.assertEqual(want.status, 200, want)
+        release = self.lock_users()
+        so = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(so.close)
+        so.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        gone = socket.create_connection(("127.0.0.1", port), timeout=10)
+        gone.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        self.wait_lock_waiters(1, "%users%")
+        so.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # arrives while the first is held
+        gone.close()  # goes away while held
+        time.sleep(0.3)
+        release()
+        got = b""
+        while got.count(b"HTTP/1.1 200 ") < 2 or not got.endswith(b"OK"):
+            c = so.recv(65536)
+            self.assertTrue(c, "closed after %r" % got)
+            got += c
+        first, second = got.index(b"HTTP/1.1 200 "), got.rindex(b"HTTP/1.1 200 ")
+        self.assertIn(want.body, got[first:second], "the user's answer did not come first: %r" % got)
+        self.assertTrue(got[second:].endswith(b"OK"), got[second:])
+        for _ in range(3):
+            self.assertEqual(http1_request(port, "GET", path).status, 200)
+        finish(s)
+
+
 @needs_db
 class WriteTimeout(DbTestCase):
     """timeouts.write: a client that stops reading a large response is cut off; one that reads is not."""
