@@ -1147,6 +1147,15 @@ def _hpack_literal(index, value):
     return bytes([index]) + bytes([len(v)]) + v
 
 
+def yield_cpu():
+    """Lowers the calling thread's priority (nice 19): on a 2-core machine the attacker, which in reality runs
+    elsewhere, must not take a CPU from the load generator or the server; it gets what they leave."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
 class RapidResetAttacker(threading.Thread):
     """Opens streams (HEADERS with END_STREAM) and resets each at once (RST_STREAM CANCEL), in batches, as fast as it
     can for `duration` seconds; reconnects whenever the server ends the connection. The header block uses no HPACK
@@ -1164,6 +1173,7 @@ class RapidResetAttacker(threading.Thread):
 
     def run(self):
         try:
+            yield_cpu()
             t_end = time.monotonic() + self.duration
             while time.monotonic() < t_end:
                 self.connections += 1
@@ -1221,6 +1231,7 @@ class CpuBurner(threading.Thread):
         self.duration = duration
 
     def run(self):
+        yield_cpu()
         t_end = time.monotonic() + self.duration
         x = 0
         while time.monotonic() < t_end:
