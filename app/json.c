@@ -93,6 +93,10 @@ typedef struct st_field_parser_t {
     int top_is_object;        /* the document starts with '{' */
     hy_json_field_t *current; /* the field whose value comes next at depth 1, or NULL */
     int failure;              /* why parsing was stopped: FAIL_* */
+    yajl_handle handle;       /* the parser (for its byte offset) */
+    const char *body;         /* the text parsed */
+    hy_json_field_t *capture; /* an object or array member being read: its text is kept */
+    size_t capture_start;     /* where that member's value starts in body */
 } field_parser_t;
 
 /* yajl allocates through the request pool: each block remembers its size so realloc can copy; free is a no-op. */
@@ -190,6 +194,27 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
     return set_value(ctx, HY_JSON_STRING, (const char *)s, len);
 }
 
+/* An object or array starts: when it is a wanted member's value, remember where (its text is kept at its end). */
+static void begin_container(field_parser_t *p, hy_json_kind_t kind)
+{
+    hy_json_field_t *f = p->depth == 1 ? p->current : NULL;
+    set_value(p, kind, NULL, 0);
+    if (f != NULL) {
+        p->capture = f;
+        p->capture_start = yajl_get_bytes_consumed(p->handle) - 1; /* the offset is just past the '{' or '[' */
+    }
+}
+
+/* An object or array ends: the member being captured gets its text. */
+static void end_container(field_parser_t *p)
+{
+    if (--p->depth == 1 && p->capture != NULL) {
+        size_t end = yajl_get_bytes_consumed(p->handle);
+        p->capture->value = h2o_strdup(p->pool, p->body + p->capture_start, end - p->capture_start);
+        p->capture = NULL;
+    }
+}
+
 static int on_start_map(void *ctx)
 {
     field_parser_t *p = ctx;
@@ -200,7 +225,7 @@ static int on_start_map(void *ctx)
     if (p->depth == 0)
         p->top_is_object = 1;
     else
-        set_value(p, HY_JSON_OBJECT, NULL, 0);
+        begin_container(p, HY_JSON_OBJECT);
     ++p->depth;
     return 1;
 }
@@ -223,7 +248,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 
 static int on_end_map(void *ctx)
 {
-    --((field_parser_t *)ctx)->depth;
+    end_container(ctx);
     return 1;
 }
 
@@ -236,14 +261,14 @@ static int on_start_array(void *ctx)
     }
     if (p->depth == 0)
         return 0; /* the document is an array: stop */
-    set_value(p, HY_JSON_ARRAY, NULL, 0);
+    begin_container(p, HY_JSON_ARRAY);
     ++p->depth;
     return 1;
 }
 
 static int on_end_array(void *ctx)
 {
-    --((field_parser_t *)ctx)->depth;
+    end_container(ctx);
     return 1;
 }
 
@@ -301,13 +326,14 @@ int hy_json_parse_fields(h2o_mem_pool_t *pool, const char *body, size_t len, hy_
         snprintf(err, errlen, "malformed JSON near byte %zu: a \\u escape is a lone UTF-16 surrogate", bad);
         return -1;
     }
-    field_parser_t p = {pool, fields, nfields, 0, 0, NULL, FAIL_NONE};
+    field_parser_t p = {pool, fields, nfields, 0, 0, NULL, FAIL_NONE, NULL, body, NULL, 0};
     yajl_alloc_funcs afs = {on_pool_malloc, on_pool_realloc, on_pool_free, pool};
     for (size_t i = 0; i != nfields; ++i) {
         fields[i].kind = HY_JSON_ABSENT;
         fields[i].value = h2o_iovec_init(NULL, 0);
     }
     yajl_handle h = yajl_alloc(&field_callbacks, &afs, &p);
+    p.handle = h;
     yajl_status st = yajl_parse(h, (const unsigned char *)body, len);
     if (st == yajl_status_ok)
         st = yajl_parse(h, (const unsigned char *)"\n", 1); /* ends a string left open after the object ("{}\"") */

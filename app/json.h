@@ -36,8 +36,8 @@ typedef enum en_hy_json_kind_t {
     HY_JSON_NUMBER,     /* value: the number's text */
     HY_JSON_BOOL,       /* value: "true" or "false" */
     HY_JSON_NULL,       /* null */
-    HY_JSON_OBJECT,     /* an object (not kept) */
-    HY_JSON_ARRAY       /* an array (not kept) */
+    HY_JSON_OBJECT,     /* value: the object's JSON text, as written */
+    HY_JSON_ARRAY       /* value: the array's JSON text, as written */
 } hy_json_kind_t;
 
 typedef struct st_hy_json_field_t {

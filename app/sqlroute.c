@@ -10,13 +10,14 @@
 #include "json.h"
 #include "pq.h"
 #include "sqlroute.h"
+#include <yajl/yajl_parse.h>
 
 /* ---- names ------------------------------------------------------------------------------------------------------------ */
 
 static const struct {
     const char *name; /* as written after ':' */
     unsigned oid;     /* the PostgreSQL type it binds as */
-} types[HY_SQL_NTYPES] = {{"int", 20}, {"text", 25}, {"bool", 16}, {"uuid", 2950}, {"timestamptz", 1184}};
+} types[HY_SQL_NTYPES] = {{"int", 20}, {"text", 25}, {"bool", 16}, {"uuid", 2950}, {"timestamptz", 1184}, {"json", 3802}};
 
 const char *hy_sql_type_name(hy_sql_type_t t)
 {
@@ -141,7 +142,7 @@ int hy_sql_param_parse(const char *spec, int (*path_type)(void *ctx, const char 
         while (t != HY_SQL_NTYPES && !(strlen(types[t].name) == tlen && memcmp(types[t].name, s, tlen) == 0))
             ++t;
         if (t == HY_SQL_NTYPES) {
-            snprintf(err, errlen, "unknown type \"%.*s\" (expected int, text, bool, uuid or timestamptz)",
+            snprintf(err, errlen, "unknown type \"%.*s\" (expected int, text, bool, uuid, timestamptz or json)",
                      (int)(tlen < 40 ? tlen : 40), s);
             goto Error;
         }
@@ -381,6 +382,19 @@ static int is_rfc3339(const char *s, size_t len)
            digits(s + i + 4, 2, &om) == 0 && oh <= 23 && om <= 59;
 }
 
+/* One complete JSON value, in valid UTF-8 (what jsonb accepts, NUL escapes aside). */
+static int is_json(const char *s, size_t len)
+{
+    if (memchr(s, '\0', len) != NULL || !hy_utf8_valid((const unsigned char *)s, len))
+        return 0;
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+    if (h == NULL)
+        return 0;
+    int ok = yajl_parse(h, (const unsigned char *)s, len) == yajl_status_ok && yajl_complete_parse(h) == yajl_status_ok;
+    yajl_free(h);
+    return ok;
+}
+
 static int is_uuid(const char *s, size_t len)
 {
     if (len != 36)
@@ -458,6 +472,14 @@ int hy_sql_value_check(const hy_sql_param_t *p, const char *v, size_t len, char 
     case HY_SQL_UUID:
         if (!is_uuid(v, len)) {
             snprintf(err, errlen, "must be a UUID (8-4-4-4-12 hex digits)");
+            return -1;
+        }
+        memcpy(out, v, len);
+        out[len] = '\0';
+        return 0;
+    case HY_SQL_JSON:
+        if (!is_json(v, len)) {
+            snprintf(err, errlen, "must be JSON");
             return -1;
         }
         memcpy(out, v, len);

@@ -21,6 +21,7 @@ typedef enum en_hy_sql_type_t {
     HY_SQL_BOOL,        /* true/false (query and path also 1/0); bound as bool */
     HY_SQL_UUID,        /* 8-4-4-4-12 hex digits; bound as uuid */
     HY_SQL_TIMESTAMPTZ, /* RFC 3339 with a zone (2024-05-01T12:00:00Z); bound as timestamptz */
+    HY_SQL_JSON,        /* any JSON value (in a body: the member's value as written); bound as jsonb */
     HY_SQL_NTYPES
 } hy_sql_type_t;
 

@@ -240,9 +240,22 @@ static int json_kind_fits(hy_sql_type_t t, hy_json_kind_t kind)
         return kind == HY_JSON_NUMBER;
     case HY_SQL_BOOL:
         return kind == HY_JSON_BOOL;
+    case HY_SQL_JSON:
+        return 1;
     default:
         return kind == HY_JSON_STRING;
     }
+}
+
+/* A body member's value as JSON text, for a `json` parameter: objects, arrays, numbers and booleans are their text;
+ * a string is encoded again (the parser gave it decoded). */
+static h2o_iovec_t member_json(h2o_mem_pool_t *pool, const hy_json_field_t *f)
+{
+    if (f->kind != HY_JSON_STRING)
+        return f->value;
+    yajl_gen g = hy_json_begin();
+    yajl_gen_string(g, (const unsigned char *)f->value.base, f->value.len);
+    return hy_json_finish(g, pool);
 }
 
 int hy_sql_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *params, size_t nparams)
@@ -302,7 +315,8 @@ int hy_sql_on_req(h2o_req_t *req, const hy_route_t *route, const hy_param_t *par
                 hy_respond_error_dynamic(req, 400, "invalid_parameter", err);
                 return 0;
             }
-            raw = fv->value.base, len = fv->value.len;
+            h2o_iovec_t v = p->type == HY_SQL_JSON ? member_json(&req->pool, fv) : fv->value;
+            raw = v.base, len = v.len;
             break;
         }
         }

@@ -115,6 +115,13 @@ routes:
     sql:
       query: SELECT $1::text AS t, $2::bool AS b, $3::timestamptz AS ts, $4::bigint AS n
       params: [query.t?, query.b:bool?, query.ts:timestamptz?, query.n:int(-5..5)?]
+  - path: /sql/users/{id:int}/preferences
+    methods: [PUT]
+    sql:
+      query: >-
+        INSERT INTO preferences (user_id, data) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET data = EXCLUDED.data
+        RETURNING user_id, data
+      params: [path.id, body.data:json]
   - path: /sql/slow
     timeout: 300ms
     sql:
@@ -334,6 +341,23 @@ class SqlRoutes(unittest.TestCase):
             self.assert_error(self.req("POST", "/sql/items", {"user_id": uid, "name": "nan", "qty": 1, "price": "abc"},
                                        proto=proto), 400, "invalid_value", "SQLSTATE 22P02")
         self.assertEqual(self.db.sql("SELECT count(*) FROM sql_items"), "1")
+
+    def test_json_parameters_take_any_json_value(self):
+        uid = self.user_ids[6]
+        path = "/sql/users/%d/preferences" % uid
+        doc = {"theme": "dark", "n": [1, 2.5, None, True], "s": "\u00e9 \"quoted\" \\ \u2603", "nested": {"deep": [{}]}}
+        for proto in PROTOCOLS:
+            for value in (doc, ["a", 1], "just a string", 12.5, False, {}):
+                r = self.req("PUT", path, {"data": value}, proto=proto)
+                self.assertEqual((r.status, r.json()), (200, {"user_id": uid, "data": value}), value)
+                stored = self.db.sql("SELECT data::text FROM preferences WHERE user_id = %d" % uid)
+                self.assertEqual(json.loads(stored), value)
+        # the member's text is bound as written, whitespace and all, and jsonb normalises it
+        r = self.req("PUT", path, b'{"data" :  { "b" : [ 1 ,2 ] , "a" : "x" } }', CT_JSON)
+        self.assertEqual((r.status, r.json()["data"]), (200, {"a": "x", "b": [1, 2]}))
+        self.assert_error(self.req("PUT", path, {"data": None}), 400, "missing_parameter", 'body field "data" is required')
+        self.assert_error(self.req("PUT", path, {"other": 1}), 400, "missing_parameter", 'body field "data" is required')
+        self.db.sql("DELETE FROM preferences WHERE user_id = %d" % uid)
 
     def test_injection_strings_are_bound_not_spliced(self):
         uid = self.user_ids[4]

@@ -1677,7 +1677,7 @@ START_TEST(test_sql_param_errors)
     expect_errors(
         FIXTURES "sql_params.yaml",
         FIXTURES "sql_params.yaml:11:25: routes[0].sql.params[1]: \"query.limit:integer\": unknown type \"integer\" (expected int, "
-                 "text, bool, uuid or timestamptz)",
+                 "text, bool, uuid, timestamptz or json)",
         FIXTURES "sql_params.yaml:11:46: routes[0].sql.params[2]: \"header.x\": unknown source \"header\" (expected path, query "
                  "or body)",
         FIXTURES "sql_params.yaml:11:56: routes[0].sql.params[3]: \"path.nope\": the route's path has no parameter {nope}",

@@ -257,6 +257,8 @@ START_TEST(test_param_types_and_names)
     ck_assert_str_eq(hy_sql_type_name(HY_SQL_BOOL), "bool");
     ck_assert_str_eq(hy_sql_type_name(HY_SQL_UUID), "uuid");
     ck_assert_str_eq(hy_sql_type_name(HY_SQL_TIMESTAMPTZ), "timestamptz");
+    ck_assert_str_eq(hy_sql_type_name(HY_SQL_JSON), "json");
+    ck_assert_uint_eq(hy_sql_type_oid(HY_SQL_JSON), 3802);
     ck_assert_str_eq(hy_sql_type_name(HY_SQL_NTYPES), "?");
     ck_assert_uint_eq(hy_sql_type_oid(HY_SQL_INT), 20);
     ck_assert_uint_eq(hy_sql_type_oid(HY_SQL_TEXT), 25);
@@ -301,10 +303,10 @@ END_TEST
 
 START_TEST(test_param_refused_type_and_bounds)
 {
-    parse_fails("query.x:integer", "unknown type \"integer\" (expected int, text, bool, uuid or timestamptz)");
-    parse_fails("query.x:Int", "unknown type \"Int\" (expected int, text, bool, uuid or timestamptz)");
-    parse_fails("query.x:", "unknown type \"\" (expected int, text, bool, uuid or timestamptz)");
-    parse_fails("query.x:(1..2)", "unknown type \"\" (expected int, text, bool, uuid or timestamptz)");
+    parse_fails("query.x:integer", "unknown type \"integer\" (expected int, text, bool, uuid, timestamptz or json)");
+    parse_fails("query.x:Int", "unknown type \"Int\" (expected int, text, bool, uuid, timestamptz or json)");
+    parse_fails("query.x:", "unknown type \"\" (expected int, text, bool, uuid, timestamptz or json)");
+    parse_fails("query.x:(1..2)", "unknown type \"\" (expected int, text, bool, uuid, timestamptz or json)");
 
     /* malformed bounds */
     parse_fails("query.x:int(1..100", "bounds are written (MIN..MAX), either side may be left out");
@@ -498,6 +500,33 @@ START_TEST(test_value_bool)
                                       "01", "00", "-1", " true", "true ", "truex", "fals", "null"};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
         value_fails(&p, bad[i], strlen(bad[i]), "must be true or false");
+}
+END_TEST
+
+START_TEST(test_value_json)
+{
+    hy_sql_param_t p = param(HY_SQL_JSON, 0, 0, 0, 0);
+    VALUE_OK(&p, "{\"a\":[1,2.5,null,true],\"b\":{\"c\":\"\\u00fc\"}}", "{\"a\":[1,2.5,null,true],\"b\":{\"c\":\"\\u00fc\"}}");
+    VALUE_OK(&p, "[]", "[]");
+    VALUE_OK(&p, " 42 ", " 42 ");
+    VALUE_OK(&p, "\"text\"", "\"text\"");
+    VALUE_OK(&p, "null", "null");
+    static const char *const bad[] = {"", "{", "{\"a\":}", "[1,]", "tru", "{} {}", "'x'", "{\"a\":1}x", "\"\xff\""};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        value_fails(&p, bad[i], strlen(bad[i]), "must be JSON");
+    value_fails(&p, "[1,\0]", 5, "must be JSON");
+    hy_sql_param_t q;
+    char err[256];
+    ck_assert_int_eq(hy_sql_param_parse("body.doc:json?", NULL, NULL, &q, err, sizeof(err)), 0);
+    ck_assert_int_eq(q.type, HY_SQL_JSON);
+    hy_sql_param_clear(&q);
+    ck_assert_int_eq(hy_sql_param_parse("query.doc:json={\"k\":1}", NULL, NULL, &q, err, sizeof(err)), 0);
+    ck_assert_str_eq(q.def, "{\"k\":1}");
+    hy_sql_param_clear(&q);
+    ck_assert_int_eq(hy_sql_param_parse("query.doc:json={", NULL, NULL, &q, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "the default \"{\" must be JSON");
+    ck_assert_int_eq(hy_sql_param_parse("query.doc:json(1..2)", NULL, NULL, &q, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bounds apply to int (the value) and text (the length) only, not json");
 }
 END_TEST
 
@@ -839,6 +868,7 @@ static Suite *make_sql_suite(void)
     tcase_add_test(tc, test_value_text);
     tcase_add_test(tc, test_value_bool);
     tcase_add_test(tc, test_value_uuid);
+    tcase_add_test(tc, test_value_json);
     tcase_add_test(tc, test_value_timestamptz);
     suite_add_tcase(s, tc);
 
