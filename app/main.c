@@ -27,7 +27,8 @@ static void usage_main(FILE *out)
           "\n"
           "commands:\n"
           "  serve [-c FILE]   serve the configuration (HTTP/1.1, h2c and TLS h2)\n"
-          "  check [-c FILE]   validate the configuration and print a summary\n"
+          "  check [-c FILE] [--database]\n"
+          "                    validate the configuration and print a summary\n"
           "  migrate [-c FILE] apply the database migrations (database.migrations) in order\n"
           "  version           print the version and the libraries' versions\n"
           "\n"
@@ -53,13 +54,15 @@ static void usage_command(const char *cmd, FILE *out)
               "2 when the configuration is invalid.\n",
               out);
     else if (strcmp(cmd, "check") == 0)
-        fputs("usage: hydrant check [-c FILE]\n"
+        fputs("usage: hydrant check [-c FILE] [--database]\n"
               "\n"
               "Validates FILE (with the environment applied, as `serve` would) and prints a normalized summary:\n"
               "listeners, threads, timeouts, limits and routes with their handlers. Every error is reported as\n"
               "FILE:LINE:COL: key.path: message. Exit 0 when valid, 2 with errors.\n"
               "\n"
               "  -c, --config FILE   configuration file (default: $HYDRANT_CONFIG, else conf/hydrant.yaml)\n"
+              "  -d, --database      also prepare every sql route's query on the configured database, as `serve`\n"
+              "                      does at start-up (exit 1 when the database cannot be reached)\n"
               "  -h, --help          show this help\n",
               out);
     else if (strcmp(cmd, "migrate") == 0)
@@ -79,9 +82,9 @@ static void usage_command(const char *cmd, FILE *out)
 
 /* ---- commands --------------------------------------------------------------------------------------------------------- */
 
-/* Parses `[-c FILE] [-h]` after the command name. Returns 0 with *path set, 1 when help was printed, -1 on a usage
- * error (already reported). */
-static int parse_config_option(const char *cmd, int argc, char **argv, const char **path)
+/* Parses `[-c FILE] [-h]` (and `[-d]` when `database` is not NULL) after the command name. Returns 0 with *path set,
+ * 1 when help was printed, -1 on a usage error (already reported). */
+static int parse_options(const char *cmd, int argc, char **argv, const char **path, int *database)
 {
     const char *env = getenv("HYDRANT_CONFIG");
     *path = env != NULL && env[0] != '\0' ? env : default_config;
@@ -97,6 +100,8 @@ static int parse_config_option(const char *cmd, int argc, char **argv, const cha
             *path = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             *path = argv[i] + 9;
+        } else if (database != NULL && (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--database") == 0)) {
+            *database = 1;
         } else {
             fprintf(stderr, "hydrant %s: unknown argument \"%s\" (see `hydrant %s --help`)\n", cmd, argv[i], cmd);
             return -1;
@@ -117,25 +122,50 @@ static hy_config_t *load(const char *path)
     return config;
 }
 
+/* Prepares the sql routes' queries on the database (hy_sql_validate). Returns 0 when they all prepare (or there is
+ * none), -1 after printing their errors, 1 when the database is unreachable (the reason in why). */
+static int check_queries(const hy_config_t *config, const char *path, char *why, size_t whylen)
+{
+    hy_diags_t diags = {0};
+    int checked = hy_sql_validate(config, &diags, why, whylen);
+    if (checked < 0) {
+        hy_diags_print(&diags, stderr);
+        fprintf(stderr, "hydrant: %zu error%s in %s\n", diags.count, diags.count == 1 ? "" : "s", path);
+    }
+    hy_diags_clear(&diags);
+    return checked;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     const char *path;
-    int r = parse_config_option("check", argc, argv, &path);
+    int database = 0;
+    int r = parse_options("check", argc, argv, &path, &database);
     if (r != 0)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
     hy_config_t *config = load(path);
     if (config == NULL)
         return EXIT_USAGE;
-    printf("%s: ok\n", path);
-    hy_config_print_summary(config, stdout);
+    int ret = EXIT_OK;
+    char why[512];
+    int checked = database ? check_queries(config, path, why, sizeof(why)) : 0;
+    if (checked < 0) {
+        ret = EXIT_USAGE;
+    } else if (checked > 0) {
+        fprintf(stderr, "hydrant check: cannot check the sql routes' queries: the database is unreachable (%s)\n", why);
+        ret = EXIT_RUNTIME;
+    } else {
+        printf("%s: ok%s\n", path, database ? " (sql queries prepared on the database)" : "");
+        hy_config_print_summary(config, stdout);
+    }
     hy_config_free(config);
-    return EXIT_OK;
+    return ret;
 }
 
 static int cmd_serve(int argc, char **argv)
 {
     const char *path;
-    int r = parse_config_option("serve", argc, argv, &path);
+    int r = parse_options("serve", argc, argv, &path, NULL);
     if (r != 0)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
     hy_config_t *config = load(path);
@@ -143,13 +173,9 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_USAGE;
     /* the sql routes' queries are checked against the database before serving (unless it is down: then it starts, as
      * it does without sql routes, and the statements report their own errors) */
-    hy_diags_t diags = {0};
     char why[512];
-    int checked = hy_sql_validate(config, &diags, why, sizeof(why));
+    int checked = check_queries(config, path, why, sizeof(why));
     if (checked < 0) {
-        hy_diags_print(&diags, stderr);
-        fprintf(stderr, "hydrant: %zu error%s in %s\n", diags.count, diags.count == 1 ? "" : "s", path);
-        hy_diags_clear(&diags);
         hy_config_free(config);
         return EXIT_USAGE;
     }
@@ -163,7 +189,7 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_migrate(int argc, char **argv)
 {
     const char *path;
-    int r = parse_config_option("migrate", argc, argv, &path);
+    int r = parse_options("migrate", argc, argv, &path, NULL);
     if (r != 0)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
     hy_config_t *config = load(path);

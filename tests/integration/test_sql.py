@@ -454,6 +454,26 @@ class SqlConfig(unittest.TestCase):
         p = run([hydrant_bin(), "check", "-c", path], timeout=30, env=clean_env())
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_check_with_database_prepares_the_queries(self):
+        d = harness.make_tempdir()
+        good = harness.write_file(d, "good.yaml", self.config(free_port(), "SELECT id FROM users WHERE id = $1",
+                                                              "      params: [query.id:int]\n"))
+        bad = harness.write_file(d, "bad.yaml", self.config(free_port(), "SELECT nope FROM users"))
+        env = clean_env(DATABASE_URL=self.db.url)
+        p = run([hydrant_bin(), "check", "-c", good, "--database"], timeout=30, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("%s: ok (sql queries prepared on the database)\n" % good), p.stdout)
+        p = run([hydrant_bin(), "check", "-c", bad, "-d"], timeout=30, env=env)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn('routes[1].sql.query: the query does not prepare: column "nope" does not exist', p.stderr)
+        p = run([hydrant_bin(), "check", "-c", bad], timeout=30, env=env)  # offline: the query is not prepared
+        self.assertEqual(p.returncode, 0, p.stderr)
+        down = clean_env(DATABASE_URL=dbharness.url_with(port=dbharness.closed_port(), password=dbharness.SECRET))
+        p = run([hydrant_bin(), "check", "-c", good, "--database"], timeout=30, env=down)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot check the sql routes' queries: the database is unreachable", p.stderr)
+        self.assertNotIn(dbharness.SECRET, p.stdout + p.stderr)  # never the password
+
     def test_database_down_at_start_still_serves(self):
         port = free_port()
         s = Server(self.config(port, "SELECT 1 AS v"),
