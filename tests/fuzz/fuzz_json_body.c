@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sanitizer/allocator_interface.h>
+#include <yajl/yajl_parse.h>
 #include "json.h"
 #include "fuzz_check.h"
 
@@ -77,10 +78,21 @@ static void check_field(const hy_json_field_t *f)
         CHECK(f->value.base != NULL && ((f->value.len == 4 && strcmp(f->value.base, "true") == 0) ||
                                         (f->value.len == 5 && strcmp(f->value.base, "false") == 0)));
         break;
+    case HY_JSON_OBJECT:
+    case HY_JSON_ARRAY: {
+        /* json.h: the member's JSON text as written, one complete value */
+        char open = f->kind == HY_JSON_OBJECT ? '{' : '[', close = f->kind == HY_JSON_OBJECT ? '}' : ']';
+        CHECK(f->value.base != NULL && f->value.len >= 2 && f->value.base[f->value.len] == '\0');
+        CHECK(f->value.base[0] == open && f->value.base[f->value.len - 1] == close);
+        yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+        CHECK(h != NULL);
+        CHECK(yajl_parse(h, (const unsigned char *)f->value.base, f->value.len) == yajl_status_ok &&
+              yajl_complete_parse(h) == yajl_status_ok);
+        yajl_free(h);
+        break;
+    }
     case HY_JSON_ABSENT:
     case HY_JSON_NULL:
-    case HY_JSON_OBJECT:
-    case HY_JSON_ARRAY:
         CHECK(f->value.base == NULL && f->value.len == 0);
         break;
     default:
