@@ -382,6 +382,19 @@ static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
     do_send(st);
 }
 
+/* Whether a connection whose exchange ended may wait in the pool: while fewer than proxy.keepalive connections wait
+ * there idle (Go's MaxIdleConnsPerHost). libh2o 2.2.5 only counts busy and idle connections together, which under
+ * load closed nearly every connection after one request; so the idle list itself is counted (up to keepalive). */
+static int pool_has_room(h2o_socketpool_t *pool, uint64_t keepalive)
+{
+    uint64_t idle = 0;
+    pthread_mutex_lock(&pool->_shared.mutex);
+    for (h2o_linklist_t *n = pool->_shared.sockets.next; n != &pool->_shared.sockets && idle < keepalive; n = n->next)
+        ++idle;
+    pthread_mutex_unlock(&pool->_shared.mutex);
+    return idle < keepalive;
+}
+
 static int on_body(h2o_http1client_t *client, const char *errstr)
 {
     proxy_req_t *st = client->data;
@@ -395,8 +408,7 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
         if (errstr != h2o_http1client_error_is_eos) {
             st->body_error = 1;
             hy_log("warn", hy_req_id(st->req), "proxy %s: the upstream failed during the body: %s", st->px->upstream, errstr);
-        } else if (client->sockpool.pool != NULL &&
-                   __atomic_load_n(&client->sockpool.pool->_shared.count, __ATOMIC_RELAXED) > st->px->keepalive) {
+        } else if (client->sockpool.pool != NULL && !pool_has_room(client->sockpool.pool, st->px->keepalive)) {
             client->sockpool.pool = NULL; /* closed instead of pooled */
         }
     }
@@ -488,7 +500,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
     if (errstr == h2o_http1client_error_is_eos) {
         st->client = NULL;
         st->upstream_done = 1;
-        if (__atomic_load_n(&client->sockpool.pool->_shared.count, __ATOMIC_RELAXED) > st->px->keepalive)
+        if (client->sockpool.pool != NULL && !pool_has_room(client->sockpool.pool, st->px->keepalive))
             client->sockpool.pool = NULL;
         h2o_send(st->req, NULL, 0, H2O_SEND_STATE_FINAL);
         return NULL;
