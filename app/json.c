@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "chars.h"
 #include "json.h"
 
 /* ---- the per-thread generator ---------------------------------------------------------------------------------------- */
@@ -275,17 +276,17 @@ static int on_end_array(void *ctx)
 static const yajl_callbacks field_callbacks = {on_null,      on_boolean, NULL,       NULL,           on_number,   on_string,
                                                on_start_map, on_map_key, on_end_map, on_start_array, on_end_array};
 
+/* The value of 4 hex digits, or -1. */
 static int hex4(const char *s)
 {
     int v = 0;
     for (int i = 0; i != 4; ++i) {
-        char c = s[i];
-        v = v * 16 + (c >= '0' && c <= '9'   ? c - '0'
-                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                             : -1000);
+        int d = hy_hex_value((unsigned char)s[i]);
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
     }
-    return v < 0 ? -1 : v;
+    return v;
 }
 
 /* yajl turns a lone UTF-16 surrogate escape ("\ud800") into '?' or into bytes that are not UTF-8; such a string is

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "chars.h"
 #include "json.h"
 #include "pq.h"
 #include "sqlroute.h"
@@ -339,11 +340,6 @@ void hy_sql_free(hy_sql_t *sql)
 
 /* ---- values ----------------------------------------------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 static int digits(const char *s, size_t n, int *out)
 {
     int v = 0;
@@ -403,7 +399,7 @@ static int is_uuid(const char *s, size_t len)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
-        } else if (hexval((unsigned char)s[i]) < 0) {
+        } else if (hy_hex_value((unsigned char)s[i]) < 0) {
             return 0;
         }
     }
@@ -544,7 +540,7 @@ size_t hy_sql_bytea_base64(const char *v, size_t len, char *out)
     for (size_t i = 0; i < n; i += 3) {
         size_t k = 0;
         for (; k != 3 && i + k < n; ++k) {
-            int hi = hexval((unsigned char)v[2 + 2 * (i + k)]), lo = hexval((unsigned char)v[3 + 2 * (i + k)]);
+            int hi = hy_hex_value((unsigned char)v[2 + 2 * (i + k)]), lo = hy_hex_value((unsigned char)v[3 + 2 * (i + k)]);
             if (hi < 0 || lo < 0)
                 return (size_t)-1;
             b[k] = (unsigned char)(hi << 4 | lo);
