@@ -334,27 +334,7 @@ def wait_pool_ready(port, timeout=10):
 # ---- HTTP/1.1 and h2c one-shot requests ------------------------------------------------------------------------------
 
 
-def h2_request(port, method, path, body=None, headers=(), timeout=harness.CLIENT_TIMEOUT):
-    """One request over a fresh h2c (prior knowledge) connection with python3-h2; returns a Response (None when the
-    stream ended without headers). When there is a body, content-length is sent too (as curl does)."""
-    c = harness.H2Client(port, timeout=timeout)
-    try:
-        hdrs = list(headers)
-        if body is not None:
-            if isinstance(body, str):
-                body = body.encode("utf-8")
-            if not any(k.lower() == "content-length" for k, _ in hdrs):
-                hdrs.append(("content-length", str(len(body))))
-        sid = c.request(path, method, headers=hdrs, body=body)
-        if not c.wait_all([sid]):
-            raise AssertionError("h2c %s %s: no complete answer within %.0fs" % (method, path, timeout))
-        r = c.response(sid)
-        if r is None:
-            raise AssertionError("h2c %s %s: stream reset (code %s) without a response" % (
-                method, path, c.responses[sid]["reset"]))
-        return r
-    finally:
-        c.close()
+h2_request = harness.h2_request
 
 
 def h1_request(port, method, path, body=None, headers=None, timeout=harness.CLIENT_TIMEOUT):

@@ -665,6 +665,54 @@ class H2Client:
             pass
 
 
+def h2_request(port, method, path, body=None, headers=(), timeout=CLIENT_TIMEOUT, allow_reset=False):
+    """One request on a fresh h2c (prior knowledge) connection with python3-h2. A body (bytes or str) goes out in
+    frames within flow control, so any size works, with content-length unless `headers` has one. Returns a Response;
+    a stream reset without a response is an AssertionError, or None with allow_reset."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    c = H2Client(port, timeout=timeout)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # HEADERS and DATA go out in separate writes
+    import h2.exceptions
+    try:
+        hdrs = [(":method", method), (":scheme", "http"), (":authority", c.authority), (":path", path)]
+        hdrs += list(headers)
+        if body is not None and not any(k.lower() == "content-length" for k, _ in headers):
+            hdrs.append(("content-length", str(len(body))))
+        sid = c.conn.get_next_available_stream_id()
+        c.responses[sid] = {"headers": None, "body": bytearray(), "ended": False, "reset": None}
+        c.conn.send_headers(sid, hdrs, end_stream=body is None)
+        c.flush()
+        off = 0
+        deadline = time.monotonic() + timeout
+        while body is not None and off < len(body) and not c.responses[sid]["ended"]:
+            try:
+                room = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size, len(body) - off)
+            except h2.exceptions.StreamClosedError:
+                break
+            if room > 0:
+                c.conn.send_data(sid, body[off:off + room], end_stream=off + room == len(body))
+                off += room
+                c.flush()
+            else:
+                c.receive_until(lambda: c.conn.local_flow_control_window(sid) > 0 or c.responses[sid]["ended"],
+                                timeout=max(0.1, deadline - time.monotonic()))
+                if time.monotonic() > deadline:
+                    raise AssertionError("h2c %s %s: flow control never opened" % (method, path))
+        if body is not None and len(body) == 0:
+            c.conn.send_data(sid, b"", end_stream=True)  # an empty body: one empty DATA frame ends the stream
+            c.flush()
+        if not c.wait_all([sid]):
+            raise AssertionError("h2c %s %s: no complete answer within %.0fs" % (method, path, timeout))
+        r = c.response(sid)
+        if r is None and not allow_reset:
+            raise AssertionError("h2c %s %s: stream reset (code %s) without a response" % (
+                method, path, c.responses[sid]["reset"]))
+        return r
+    finally:
+        c.close()
+
+
 # ---- assertions ----------------------------------------------------------------------------------------------------------
 
 

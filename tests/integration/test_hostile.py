@@ -25,7 +25,6 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import dbharness  # noqa: E402
-import h2.exceptions  # noqa: E402
 import hpack  # noqa: E402
 from dbharness import needs_db  # noqa: E402
 from harness import http1_request, make_config, plain_listener  # noqa: E402
@@ -83,40 +82,8 @@ def split_responses(data):
 
 
 def h2_request(port, method, path, body=None, headers=(), timeout=10):
-    """One request on a fresh h2c connection; the body goes out in frames within flow control (any size). Returns a
-    harness.Response, or None when the stream was reset without a response (see .reset_code on the client)."""
-    c = harness.H2Client(port, timeout=timeout)
-    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        hdrs = [(":method", method), (":scheme", "http"), (":authority", c.authority), (":path", path)]
-        hdrs += list(headers)
-        if body is not None and not any(k == "content-length" for k, _ in headers):
-            hdrs.append(("content-length", str(len(body))))
-        sid = c.conn.get_next_available_stream_id()
-        c.responses[sid] = {"headers": None, "body": bytearray(), "ended": False, "reset": None}
-        c.conn.send_headers(sid, hdrs, end_stream=body is None)
-        c.flush()
-        off = 0
-        deadline = time.monotonic() + timeout
-        while body is not None and off < len(body) and not c.responses[sid]["ended"]:
-            try:
-                room = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size, len(body) - off)
-            except h2.exceptions.StreamClosedError:
-                break
-            if room > 0:
-                c.conn.send_data(sid, body[off:off + room], end_stream=off + room == len(body))
-                off += room
-                c.flush()
-            else:
-                c.receive_until(lambda: c.conn.local_flow_control_window(sid) > 0 or c.responses[sid]["ended"],
-                                timeout=max(0.1, deadline - time.monotonic()))
-                if time.monotonic() > deadline:
-                    raise AssertionError("h2c %s %s: flow control never opened" % (method, path))
-        if not c.wait_all([sid]):
-            raise AssertionError("h2c %s %s: no complete answer within %.0fs" % (method, path, timeout))
-        return c.response(sid)
-    finally:
-        c.close()
+    """harness.h2_request; None when the stream was reset without a response (see .reset_code on the client)."""
+    return harness.h2_request(port, method, path, body=body, headers=headers, timeout=timeout, allow_reset=True)
 
 
 def request(proto, port, method, path, body=None, headers=None, timeout=10):
